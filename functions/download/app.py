@@ -1,0 +1,21 @@
+"""Download: stream the completed video into s3://<bucket>/videos/<job id>.mp4 and emit VideoCompleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from videogen.download import download_job
+from videogen.observability import logger, metrics
+from videogen.services import get_services
+
+
+@logger.inject_lambda_context(correlation_id_path="job_id")
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event["job_id"], openrouter_job_id=event["openrouter_job_id"])
+    services = get_services()
+    download_job(services, event["job_id"], event["openrouter_job_id"], event.get("unsigned_urls"))
+    job = services.store.get(event["job_id"])
+    return {"status": job.status.value if job else "missing"}

@@ -1,0 +1,35 @@
+"""Submit: SQS consumer that sends each job to OpenRouter once and starts its workflow.
+
+Records are processed independently (partial batch failures): a record that must be retried
+raises, so only it returns to the queue; after maxReceiveCount it moves to the DLQ.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from videogen.observability import logger, metrics
+from videogen.services import get_services
+from videogen.submit import submit_job
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> str:
+    job_id = json.loads(record.body)["job_id"]
+    logger.append_keys(job_id=job_id)
+    try:
+        return submit_job(get_services(), job_id).value
+    finally:
+        logger.remove_keys(["job_id", "openrouter_job_id"])
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

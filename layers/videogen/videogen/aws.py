@@ -1,0 +1,30 @@
+"""boto3 clients, created on first use and reused for the life of the Lambda container.
+
+Created lazily so that importing a handler costs nothing for the clients it does not use, and so
+that tests and local mode can point AWS_ENDPOINT_URL at moto before the first call.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+
+
+# SigV4 for presigned S3 URLs: required by KMS-encrypted objects and every region opened after 2014.
+_S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
+
+
+@cache
+def client(service: str) -> Any:
+    config = _S3_CONFIG if service == "s3" else _CONFIG
+    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests switch endpoints between runs)."""
+    client.cache_clear()

@@ -1,0 +1,56 @@
+"""Download: stream the finished video from OpenRouter into S3 and close the job as completed."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from videogen.errors import NotAnMp4, OpenRouterError, OpenRouterUnavailable, TransientError, VideoTooLarge
+from videogen.models import Job, JobStatus, VideoObject
+from videogen.observability import MetricUnit, logger, metrics
+from videogen.outcome import finish_job
+from videogen.services import Services
+
+CHUNK_BYTES = 1024 * 1024
+
+
+def video_key(job_id: str) -> str:
+    return f"videos/{job_id}.mp4"
+
+
+def download_job(
+    services: Services, job_id: str, openrouter_job_id: str, unsigned_urls: list[str] | None
+) -> Job | None:
+    """Returns the finished job, or None if it had already ended."""
+    existing = services.store.get(job_id)
+    if existing is not None and existing.status.terminal:
+        return None
+    # unsigned_urls[0] first (may be a foreign storage host: no key goes there), else the authenticated proxy.
+    url = unsigned_urls[0] if unsigned_urls else services.openrouter.content_url(openrouter_job_id)
+    started = time.monotonic()
+    try:
+        with services.openrouter.stream(url) as response:
+            stored = services.storage.upload_video(
+                video_key(job_id),
+                response.iter_bytes(CHUNK_BYTES),
+                part_bytes=services.settings.download_part_bytes,
+                max_bytes=services.settings.max_video_bytes,
+            )
+    except (NotAnMp4, VideoTooLarge) as exc:
+        return finish_job(services, job_id, JobStatus.FAILED, error=f"downloaded video rejected: {exc}")
+    except OpenRouterError as exc:
+        if exc.retryable:
+            raise TransientError(str(exc)) from None
+        return finish_job(services, job_id, JobStatus.FAILED, error=f"video download failed: {exc}")
+    except (OpenRouterUnavailable, httpx.TransportError) as exc:
+        # Includes a body that ended early: the upload was aborted, so a retry starts clean.
+        raise TransientError(f"video download interrupted: {type(exc).__name__}: {exc}") from None
+    elapsed = time.monotonic() - started
+    metrics.add_metric(name="DownloadBytes", unit=MetricUnit.Bytes, value=stored.bytes)
+    metrics.add_metric(name="DownloadSeconds", unit=MetricUnit.Seconds, value=elapsed)
+    logger.info("video stored", extra={"job_id": job_id, "s3_uri": stored.s3_uri, "bytes": stored.bytes})
+    video = VideoObject(
+        s3_uri=stored.s3_uri, bytes=stored.bytes, sha256=stored.sha256, content_type=stored.content_type
+    )
+    return finish_job(services, job_id, JobStatus.COMPLETED, video=video)

@@ -1,0 +1,74 @@
+"""Domain errors. Their class names matter: Step Functions matches Retry/Catch on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FieldError:
+    field: str
+    message: str
+
+
+@dataclass
+class RequestRejected(Exception):
+    """A request we will not accept: 4xx at the edge, nothing written, nothing enqueued."""
+
+    message: str
+    errors: list[FieldError] = field(default_factory=list)
+    status_code: int = 422
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_body(self) -> dict[str, object]:
+        return {
+            "error": {
+                "code": self.status_code,
+                "message": self.message,
+                "fields": [{"field": e.field, "message": e.message} for e in self.errors],
+            }
+        }
+
+
+class TransientError(Exception):
+    """Worth retrying later (OpenRouter 429/5xx, network trouble, AWS throttling).
+
+    The state machine retries Tasks that raise it; the SQS consumer reports the record as a batch failure.
+    """
+
+
+class OpenRouterError(Exception):
+    """OpenRouter answered with an error envelope (or something we could not parse)."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(f"OpenRouter HTTP {status_code}: {message}")
+        self.status_code = status_code
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        return self.status_code == 429 or self.status_code >= 500
+
+
+class OpenRouterUnavailable(TransientError):
+    """The request did not get through (connection refused, 429, 5xx) after the client's own retries.
+
+    For a submit this means "known not accepted": it is safe to try again later.
+    """
+
+
+class SubmissionOutcomeUnknown(Exception):
+    """The submit request was sent but no answer came back (time-out, dropped connection).
+
+    OpenRouter may or may not have accepted the job, so sending it again could bill twice.
+    """
+
+
+class NotAnMp4(Exception):
+    """The downloaded body does not start with an MP4 ``ftyp`` box."""
+
+
+class VideoTooLarge(Exception):
+    """The downloaded body exceeds the configured maximum video size."""

@@ -1,0 +1,95 @@
+"""Intake: one validation for the three doors (API, S3, EventBridge).
+
+A request is accepted only when it is valid on its own, fits the model's capabilities and its s3://
+references exist; only then is a job written and enqueued. A rejected request leaves nothing behind
+and costs no OpenRouter credits.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from videogen.errors import FieldError, RequestRejected
+from videogen.events import DetailType
+from videogen.models import Door, Job, JobStatus, VideoRequest
+from videogen.observability import MetricUnit, logger, metrics
+from videogen.services import Services, new_job_id
+
+MAX_REQUEST_BYTES = 400 * 1024
+
+
+def parse_request(payload: str | bytes | dict[str, Any] | None) -> VideoRequest:
+    """Caller JSON → VideoRequest, or RequestRejected naming every offending field."""
+    if payload is None or payload in ("", b""):
+        raise RequestRejected("request body is empty", [FieldError("body", "a JSON object is required")], 400)
+    if isinstance(payload, str | bytes):
+        if len(payload) > MAX_REQUEST_BYTES:
+            raise RequestRejected("request too large", [FieldError("body", f"at most {MAX_REQUEST_BYTES} bytes")], 413)
+        try:
+            payload = json.loads(payload)
+        except ValueError as exc:
+            raise RequestRejected("request body is not valid JSON", [FieldError("body", str(exc))], 400) from None
+    if not isinstance(payload, dict):
+        raise RequestRejected("request must be a JSON object", [FieldError("body", "expected an object")], 400)
+    try:
+        return VideoRequest.model_validate(payload)
+    except ValidationError as exc:
+        errors = [FieldError(_field_path(err["loc"]), err["msg"]) for err in exc.errors(include_url=False)]
+        raise RequestRejected("request validation failed", errors, 422) from None
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def accept(
+    services: Services,
+    payload: str | bytes | dict[str, Any] | None,
+    *,
+    door: Door,
+    caller: str = "anonymous",
+) -> Job:
+    """Validate, record and enqueue a request. Raises RequestRejected for bad input."""
+    try:
+        request = parse_request(payload)
+        for index, ref in enumerate(request.input_references):
+            if ref.image_url.url.startswith("s3://"):
+                services.storage.check_reference(ref.image_url.url, f"input_references[{index}].image_url.url")
+        for index, frame in enumerate(request.frame_images):
+            if frame.image_url.url.startswith("s3://"):
+                services.storage.check_reference(frame.image_url.url, f"frame_images[{index}].image_url.url")
+        services.catalog.validate(request)
+    except RequestRejected as rejected:
+        metrics.add_metric(name="JobsRejected", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "request rejected",
+            extra={"door": door.value, "reason": rejected.message, "fields": [e.field for e in rejected.errors]},
+        )
+        raise
+
+    job = Job(id=new_job_id(), status=JobStatus.QUEUED, request=request, door=door, caller=caller)
+    services.store.create(job)
+    try:
+        services.queue.enqueue(job.id)
+    except Exception:
+        # Without a queue message nothing would ever move this job: take the record back and let the caller retry.
+        services.store.delete(job.id)
+        raise
+    logger.append_keys(job_id=job.id)
+    logger.info("job accepted", extra={"door": door.value, "model": request.model})
+    metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=1)
+    return job
+
+
+def reject_event(services: Services, door: Door, source: str, rejected: RequestRejected) -> None:
+    """S3 and EventBridge callers get no HTTP answer: tell them through a VideoRejected event."""
+    services.publisher.publish(
+        DetailType.REJECTED,
+        {"door": door.value, "source": source, **rejected.to_body()["error"]},  # type: ignore[dict-item]
+    )

@@ -1,0 +1,221 @@
+"""The job store (DynamoDB). Status only moves forward, and a terminal status never changes:
+every transition is a conditional write, so concurrent or repeated Lambda invocations cannot undo
+each other's work."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from videogen.aws import client
+from videogen.models import TERMINAL_STATUSES, Job, JobStatus, OpenRouterJob, Usage, VideoObject, utcnow
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+_TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
+
+
+class Claim(StrEnum):
+    CLAIMED = "claimed"  # this attempt may submit
+    BUSY = "busy"  # another attempt holds a fresh claim: try again later
+    STALE = "stale"  # an earlier attempt claimed and vanished: its outcome is unknown
+    DONE = "done"  # already submitted or finished: nothing to send
+
+
+@dataclass
+class JobStore:
+    table: str
+
+    # --- reads ----------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        item = self.raw(job_id)
+        return Job.model_validate(item) if item else None
+
+    def raw(self, job_id: str) -> dict[str, Any] | None:
+        item = client("dynamodb").get_item(TableName=self.table, Key=_key(job_id), ConsistentRead=True).get("Item")
+        return _plain(item) if item else None
+
+    # --- transitions ----------------------------------------------------------------------------------
+
+    def create(self, job: Job) -> None:
+        item = job.model_dump(mode="json", exclude_none=True)
+        client("dynamodb").put_item(
+            TableName=self.table,
+            Item=_dynamo(item),
+            ConditionExpression="attribute_not_exists(id)",
+        )
+
+    def delete(self, job_id: str) -> None:
+        client("dynamodb").delete_item(TableName=self.table, Key=_key(job_id))
+
+    def claim_submission(self, job_id: str, now: float, claim_seconds: int) -> Claim:
+        """Take the right to send this job's one POST /api/v1/videos."""
+        try:
+            self._update(
+                job_id,
+                "SET submit_claimed_at = :now, updated_at = :ts",
+                "#s = :queued AND attribute_not_exists(submit_claimed_at)",
+                {":now": now, ":ts": utcnow(), ":queued": JobStatus.QUEUED.value},
+            )
+            return Claim.CLAIMED
+        except _ConditionFailed:
+            pass
+        item = self.raw(job_id)
+        if item is None or item.get("status") != JobStatus.QUEUED.value or item.get("openrouter_job_id"):
+            return Claim.DONE
+        claimed_at = float(item.get("submit_claimed_at", 0))
+        return Claim.BUSY if now - claimed_at < claim_seconds else Claim.STALE
+
+    def release_claim(self, job_id: str, reason: str) -> int:
+        """The attempt is known not to have reached OpenRouter: let a later attempt try. Returns attempts so far."""
+        result = self._update(
+            job_id,
+            "REMOVE submit_claimed_at SET submit_attempts = if_not_exists(submit_attempts, :zero) + :one, "
+            "last_submit_error = :reason, updated_at = :ts",
+            "#s = :queued",
+            {":zero": 0, ":one": 1, ":reason": reason, ":ts": utcnow(), ":queued": JobStatus.QUEUED.value},
+        )
+        return int(result.get("submit_attempts", 1))
+
+    def mark_submitted(self, job_id: str, accepted: OpenRouterJob, polling_url: str) -> Job:
+        now = utcnow()
+        result = self._update(
+            job_id,
+            "SET #s = :submitted, openrouter_job_id = :oid, polling_url = :purl, submitted_at = :ts, "
+            "updated_at = :ts REMOVE submit_claimed_at",
+            "#s = :queued",
+            {
+                ":submitted": JobStatus.SUBMITTED.value,
+                ":oid": accepted.id,
+                ":purl": polling_url,
+                ":ts": now,
+                ":queued": JobStatus.QUEUED.value,
+            },
+        )
+        return _to_job(result)
+
+    def record_poll(self, job_id: str, polled: OpenRouterJob) -> Job | None:
+        """Append OpenRouter's status to ``polls``. Returns None if the job already ended."""
+        names_values: dict[str, Any] = {":p": [polled.status], ":empty": [], ":ts": utcnow()}
+        update = "SET polls = list_append(if_not_exists(polls, :empty), :p), openrouter_status = :os, updated_at = :ts"
+        names_values[":os"] = polled.status
+        if polled.status in ("in_progress", "completed"):
+            # Generation under way (or done, with our download still to come): forward-only, never terminal here.
+            update += ", #s = :in_progress"
+            names_values[":in_progress"] = JobStatus.IN_PROGRESS.value
+        if polled.usage is not None:
+            update += ", #u = :usage"
+            names_values[":usage"] = polled.usage.model_dump(mode="json")
+        try:
+            return _to_job(self._update(job_id, update, _not_terminal(names_values), names_values, usage=True))
+        except _ConditionFailed:
+            return None
+
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        error: str | None = None,
+        video: VideoObject | None = None,
+        usage: Usage | None = None,
+    ) -> Job | None:
+        """Move the job to its terminal status. Returns the job if this call owns the outcome event:
+        the transition happened now, or it happened earlier with the same status but its event was
+        never confirmed as published (a crash between the write and the event). Else None."""
+        assert status.terminal, status
+        values: dict[str, Any] = {":status": status.value, ":ts": utcnow()}
+        update = "SET #s = :status, finished_at = if_not_exists(finished_at, :ts), updated_at = :ts"
+        for name, value in (("error", error), ("video", video), ("usage", usage)):
+            if value is not None:
+                placeholder = "#u" if name == "usage" else name
+                update += f", {placeholder} = :{name}"
+                values[f":{name}"] = (
+                    value if isinstance(value, str) else value.model_dump(mode="json", exclude_none=True)
+                )
+        condition = _not_terminal(values) + " OR (#s = :status AND attribute_not_exists(event_published_at))"
+        try:
+            return _to_job(self._update(job_id, update, condition, values, usage=usage is not None))
+        except _ConditionFailed:
+            return None
+
+    def mark_event_published(self, job_id: str) -> None:
+        self._update(job_id, "SET event_published_at = :ts", None, {":ts": utcnow()}, status=False)
+
+    # --- plumbing -------------------------------------------------------------------------------------
+
+    def _update(
+        self,
+        job_id: str,
+        update: str,
+        condition: str | None,
+        values: dict[str, Any],
+        *,
+        usage: bool = False,
+        status: bool = True,
+    ) -> dict[str, Any]:
+        names = {"#s": "status"} if status else {}
+        if usage:
+            names["#u"] = "usage"
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": _key(job_id),
+            "UpdateExpression": update,
+            "ExpressionAttributeValues": _dynamo(values),
+            "ReturnValues": "ALL_NEW",
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        kwargs["ConditionExpression"] = (
+            f"attribute_exists(id) AND ({condition})" if condition else "attribute_exists(id)"
+        )
+        try:
+            return _plain(client("dynamodb").update_item(**kwargs)["Attributes"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise _ConditionFailed from None
+            raise
+
+
+class _ConditionFailed(Exception):
+    pass
+
+
+def _not_terminal(values: dict[str, Any]) -> str:
+    placeholders = []
+    for index, status in enumerate(_TERMINAL):
+        values[f":t{index}"] = status
+        placeholders.append(f":t{index}")
+    return f"NOT (#s IN ({', '.join(placeholders)}))"
+
+
+def _key(job_id: str) -> dict[str, Any]:
+    return {"id": {"S": job_id}}
+
+
+def _dynamo(values: dict[str, Any]) -> dict[str, Any]:
+    # DynamoDB wants Decimal, not float; a JSON round trip converts nested values too.
+    converted = json.loads(json.dumps(values, default=str), parse_float=Decimal)
+    return {key: _serializer.serialize(value) for key, value in converted.items()}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    plain: dict[str, Any] = json.loads(json.dumps({k: _deserializer.deserialize(v) for k, v in item.items()}, default=_decimal))
+    return plain
+
+
+def _decimal(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(type(value))
+
+
+def _to_job(item: dict[str, Any]) -> Job:
+    return Job.model_validate(item)

@@ -1,0 +1,244 @@
+"""Pydantic models: the caller's request, the job record, OpenRouter's payloads and our events."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from videogen.settings import DEFAULT_MODEL
+
+# Limits of the request we accept. OpenRouter documents none; ours keep a hostile caller
+# from making us carry megabytes through SQS, DynamoDB (400 KB items) and logs.
+MAX_PROMPT_CHARS = 4000
+MAX_INPUT_REFERENCES = 4
+MAX_FRAME_IMAGES = 2
+MAX_URL_CHARS = 2048
+# Small enough that a request with every image inline still fits a 400 KB DynamoDB item.
+MAX_DATA_URL_BYTES = 32 * 1024
+
+Resolution = Literal["480p", "720p", "768p", "1080p", "1K", "2K", "4K"]
+AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21"]
+FrameType = Literal["first_frame", "last_frame"]
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Strict(BaseModel):
+    # Unknown fields are a caller's typo or an attempt to smuggle parameters: reject them.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageUrl(_Strict):
+    url: Annotated[str, Field(min_length=1)]
+
+    @field_validator("url")
+    @classmethod
+    def _scheme_allowed(cls, url: str) -> str:
+        if url.startswith("data:"):
+            return _check_data_url(url)
+        if len(url) > MAX_URL_CHARS:
+            raise ValueError(f"URL longer than {MAX_URL_CHARS} characters")
+        if url.startswith("https://") or url.startswith("s3://"):
+            return url
+        raise ValueError("must be an https:// URL, an s3:// URI in the service bucket, or a data:image/... URL")
+
+
+def _check_data_url(url: str) -> str:
+    header, _, payload = url.partition(",")
+    if not header.startswith("data:image/") or not header.endswith(";base64"):
+        raise ValueError("data URLs must be data:image/<type>;base64,...")
+    if len(payload) * 3 // 4 > MAX_DATA_URL_BYTES:
+        raise ValueError(f"data URL image larger than {MAX_DATA_URL_BYTES} bytes; upload it to S3 instead")
+    try:
+        base64.b64decode(payload, validate=True)
+    except ValueError as exc:
+        raise ValueError("data URL is not valid base64") from exc
+    return url
+
+
+class InputReference(_Strict):
+    type: Literal["image_url"] = "image_url"
+    image_url: ImageUrl
+
+
+class FrameImage(_Strict):
+    type: Literal["image_url"] = "image_url"
+    image_url: ImageUrl
+    frame_type: FrameType
+
+
+class VideoRequest(_Strict):
+    """What a caller asks for: OpenRouter's VideoGenerationRequest fields we support."""
+
+    model: Annotated[str, Field(min_length=1, max_length=200)] = DEFAULT_MODEL
+    prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
+    duration: Annotated[int, Field(ge=1, le=120)] | None = None
+    resolution: Resolution | None = None
+    aspect_ratio: AspectRatio | None = None
+    size: Annotated[str, Field(pattern=r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")] | None = None
+    generate_audio: bool | None = None
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    input_references: Annotated[list[InputReference], Field(max_length=MAX_INPUT_REFERENCES)] = Field(
+        default_factory=list
+    )
+    frame_images: Annotated[list[FrameImage], Field(max_length=MAX_FRAME_IMAGES)] = Field(default_factory=list)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, prompt: str) -> str:
+        if not prompt.strip():
+            raise ValueError("prompt must not be blank")
+        return prompt
+
+    @model_validator(mode="after")
+    def _frames_distinct(self) -> VideoRequest:
+        kinds = [frame.frame_type for frame in self.frame_images]
+        if len(kinds) != len(set(kinds)):
+            raise ValueError("frame_images: each frame_type may appear once")
+        return self
+
+    def image_urls(self) -> list[str]:
+        return [ref.image_url.url for ref in self.input_references] + [f.image_url.url for f in self.frame_images]
+
+    def to_openrouter(self, resolve_url: Callable[[str], str] = str) -> dict[str, Any]:
+        """The body for POST /api/v1/videos: unset fields left out, image URLs passed through ``resolve_url``
+        (which turns s3:// URIs into presigned HTTPS URLs)."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        for key in ("input_references", "frame_images"):
+            if not body.get(key):
+                body.pop(key, None)
+                continue
+            for item in body[key]:
+                item["image_url"]["url"] = resolve_url(item["image_url"]["url"])
+        return body
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.TIMED_OUT}
+)
+FAILURE_STATUSES = TERMINAL_STATUSES - {JobStatus.COMPLETED}
+
+
+class Door(StrEnum):
+    """Where a request came in; recorded on the job and used as a metric dimension."""
+
+    API = "api"
+    S3 = "s3"
+    EVENTBRIDGE = "eventbridge"
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    cost: float | None = None
+    is_byok: bool | None = None
+
+
+class VideoObject(BaseModel):
+    s3_uri: str
+    bytes: int
+    sha256: str
+    content_type: str = "video/mp4"
+    url: str | None = None  # presigned GET, filled in when the job is read, never stored
+
+
+class Job(BaseModel):
+    """The job record in DynamoDB and the body of GET /videos/{id}."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    status: JobStatus
+    request: VideoRequest
+    door: Door = Door.API
+    caller: str = "anonymous"
+    openrouter_job_id: str | None = None
+    polling_url: str | None = None
+    polls: list[str] = Field(default_factory=list)
+    openrouter_status: str | None = None
+    error: str | None = None
+    usage: Usage | None = None
+    video: VideoObject | None = None
+    submit_attempts: int = 0
+    created_at: str = Field(default_factory=utcnow)
+    updated_at: str = Field(default_factory=utcnow)
+    submitted_at: str | None = None
+    finished_at: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The caller's view: internal bookkeeping stays out."""
+        body = self.model_dump(mode="json", exclude={"submit_attempts", "polling_url"})
+        body["request"] = self.request.model_dump(mode="json", exclude_none=True)
+        return body
+
+
+class OpenRouterJob(BaseModel):
+    """OpenRouter's VideoGenerationResponse (submit and poll)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    polling_url: str | None = None
+    status: str
+    generation_id: str | None = None
+    unsigned_urls: list[str] | None = None
+    usage: Usage | None = None
+    error: str | None = None
+
+
+class VideoModel(BaseModel):
+    """One entry of GET /api/v1/videos/models; a null list means "unknown, let it through"."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name: str | None = None
+    supported_durations: list[int] | None = None
+    supported_resolutions: list[str] | None = None
+    supported_aspect_ratios: list[str] | None = None
+    supported_sizes: list[str] | None = None
+    supported_frame_images: list[str] | None = None
+    generate_audio: bool | None = None
+    seed: bool | None = None
+
+
+class PollResult(BaseModel):
+    """What the poll function hands back to the state machine (kept small: it lives in the execution history)."""
+
+    status: str
+    poll_count: int
+    error: str | None = None
+    unsigned_urls: list[str] | None = None
+
+
+class WorkflowInput(BaseModel):
+    """Input of a video-job execution (see statemachine/video_job.asl.json)."""
+
+    job_id: str
+    openrouter_job_id: str
+    polling_url: str
+    wait_seconds: int
+    max_polls: int
+    poll: PollResult = Field(default_factory=lambda: PollResult(status="pending", poll_count=0))

@@ -1,0 +1,31 @@
+"""Poll: ask OpenRouter for the job's status once, record it, and tell the state machine where to go."""
+
+from __future__ import annotations
+
+from videogen.errors import OpenRouterError, TransientError
+from videogen.models import PollResult
+from videogen.observability import MetricUnit, logger, metrics
+from videogen.services import Services
+
+
+def poll_job(
+    services: Services, job_id: str, openrouter_job_id: str, polling_url: str | None, poll_count: int
+) -> PollResult:
+    try:
+        polled = services.openrouter.get_job(polling_url, openrouter_job_id)
+    except OpenRouterError as exc:
+        metrics.add_metric(name="OpenRouterErrors", unit=MetricUnit.Count, value=1)
+        if exc.retryable:
+            raise TransientError(str(exc)) from None
+        raise
+    count = poll_count + 1
+    job = services.store.record_poll(job_id, polled)
+    metrics.add_metric(name="Polls", unit=MetricUnit.Count, value=1)
+    logger.info("polled", extra={"job_id": job_id, "openrouter_status": polled.status, "poll_count": count})
+    if job is None:
+        # The job already ended (e.g. cancelled by its caller): route to the matching terminal branch,
+        # whose recording step is a no-op for a finished job.
+        finished = services.store.get(job_id)
+        status = finished.status.value if finished else "failed"
+        return PollResult(status=status if status != "timed_out" else "failed", poll_count=count)
+    return PollResult(status=polled.status, poll_count=count, error=polled.error, unsigned_urls=polled.unsigned_urls)

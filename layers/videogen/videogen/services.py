@@ -1,0 +1,138 @@
+"""Wiring: the collaborators each stage needs, built once per Lambda container from Settings.
+
+Handlers call ``get_services()``; tests build ``Services.from_settings(...)`` with their own settings.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from botocore.exceptions import ClientError
+
+from videogen.aws import client
+from videogen.capabilities import ModelCatalog
+from videogen.events import EventPublisher
+from videogen.jobs import JobStore
+from videogen.models import WorkflowInput
+from videogen.openrouter import OpenRouterClient
+from videogen.settings import Settings, get_settings
+from videogen.storage import VideoStorage
+
+
+def new_job_id() -> str:
+    # Also the Step Functions execution name (<= 80 chars of [A-Za-z0-9-_]), which makes starts idempotent.
+    return uuid.uuid4().hex
+
+
+def api_key_provider(settings: Settings) -> Callable[[], str]:
+    """The OpenRouter key, fetched when first needed and cached (Powertools parameters, 5 minutes)."""
+    if settings.openrouter_api_key is not None:
+        return settings.openrouter_api_key.get_secret_value
+    if settings.openrouter_api_key_secret:
+        secret_id = settings.openrouter_api_key_secret
+
+        def from_secrets_manager() -> str:
+            from aws_lambda_powertools.utilities import parameters  # imported here: only 3 functions need it
+
+            value = parameters.get_secret(secret_id, max_age=300)
+            return value if isinstance(value, str) else value.decode()
+
+        return from_secrets_manager
+
+    def missing() -> str:
+        raise RuntimeError("no OpenRouter API key: set OPENROUTER_API_KEY_SECRET (deployed) or OPENROUTER_API_KEY")
+
+    return missing
+
+
+@dataclass
+class WorkflowStarter:
+    state_machine_arn: str
+
+    def start(self, workflow_input: WorkflowInput) -> None:
+        """Start the job's execution, named after the job: a second start is a no-op, never a second job."""
+        try:
+            client("stepfunctions").start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=workflow_input.job_id,
+                input=workflow_input.model_dump_json(),
+            )
+        except ClientError as exc:
+            # AWS returns the running execution for an identical start; moto raises. Both mean "already started".
+            if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
+
+
+@dataclass
+class SubmitQueue:
+    queue_url: str
+
+    def enqueue(self, job_id: str) -> None:
+        client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"job_id": job_id}))
+
+
+@dataclass
+class Services:
+    settings: Settings
+    api_key: Callable[[], str] | None = field(default=None, repr=False)
+
+    @cached_property
+    def store(self) -> JobStore:
+        return JobStore(self.settings.jobs_table)
+
+    @cached_property
+    def queue(self) -> SubmitQueue:
+        return SubmitQueue(self.settings.queue_url)
+
+    @cached_property
+    def publisher(self) -> EventPublisher:
+        return EventPublisher(self.settings.event_bus)
+
+    @cached_property
+    def storage(self) -> VideoStorage:
+        return VideoStorage(self.settings.bucket, self.settings.presign_seconds)
+
+    @cached_property
+    def workflow(self) -> WorkflowStarter:
+        return WorkflowStarter(self.settings.state_machine_arn)
+
+    @cached_property
+    def openrouter(self) -> OpenRouterClient:
+        s = self.settings
+        return OpenRouterClient(
+            s.openrouter_base_url,
+            self.api_key or api_key_provider(s),
+            timeout=s.openrouter_timeout_seconds,
+            max_attempts=s.openrouter_max_attempts,
+            backoff_seconds=s.openrouter_backoff_seconds,
+        )
+
+    @cached_property
+    def catalog(self) -> ModelCatalog:
+        return ModelCatalog(self.openrouter.list_models, self.settings.models_cache_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        return cls(settings)
+
+
+_services: Services | None = None
+
+
+def get_services() -> Services:
+    """The container's Services (module-level cache survives warm invocations)."""
+    global _services
+    if _services is None:
+        _services = Services(get_settings())
+    return _services
+
+
+def reset_services() -> None:
+    """Forget cached settings and collaborators (tests and local mode change the environment)."""
+    global _services
+    _services = None
+    get_settings.cache_clear()

@@ -1,0 +1,65 @@
+"""Service configuration, read once from the environment.
+
+Every Lambda function, local mode and the tests build their settings here, so the
+environment variable names below are the contract with ``template.yaml`` and
+``videogen_local``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+DEFAULT_BASE_URL = "https://openrouter.ai"
+DEFAULT_MODEL = "bytedance/seedance-2.0-fast"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    jobs_table: str = Field(default="videogen-jobs", description="env JOBS_TABLE")
+    bucket: str = Field(default="videogen-bucket", description="env BUCKET")
+    queue_url: str = Field(default="", description="env QUEUE_URL (the submit queue)")
+    event_bus: str = Field(default="default", description="env EVENT_BUS")
+    state_machine_arn: str = Field(default="", description="env STATE_MACHINE_ARN")
+
+    openrouter_base_url: str = Field(default=DEFAULT_BASE_URL, description="env OPENROUTER_BASE_URL")
+    # Deployed: the key lives in Secrets Manager and only its id is in the environment.
+    openrouter_api_key_secret: str = Field(default="", description="env OPENROUTER_API_KEY_SECRET")
+    # Local mode and tests may pass the key directly; it is never logged (SecretStr).
+    openrouter_api_key: SecretStr | None = Field(default=None, description="env OPENROUTER_API_KEY")
+    openrouter_timeout_seconds: float = Field(default=30.0, description="env OPENROUTER_TIMEOUT_SECONDS")
+    openrouter_max_attempts: int = Field(default=4, ge=1, description="env OPENROUTER_MAX_ATTEMPTS")
+    openrouter_backoff_seconds: float = Field(default=1.0, ge=0, description="env OPENROUTER_BACKOFF_SECONDS")
+
+    default_model: str = Field(default=DEFAULT_MODEL, description="env DEFAULT_MODEL")
+    models_cache_seconds: int = Field(default=600, ge=0, description="env MODELS_CACHE_SECONDS")
+
+    poll_interval_seconds: int = Field(default=30, ge=0, description="env POLL_INTERVAL_SECONDS")
+    max_polls: int = Field(default=60, ge=1, description="env MAX_POLLS")
+    max_submit_attempts: int = Field(default=3, ge=1, description="env MAX_SUBMIT_ATTEMPTS")
+    # A submit claim older than this belongs to an attempt that died (function timeout + margin).
+    submit_claim_seconds: int = Field(default=120, ge=1, description="env SUBMIT_CLAIM_SECONDS")
+
+    download_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1, description="env DOWNLOAD_PART_BYTES")
+    max_video_bytes: int = Field(default=2 * 1024**3, ge=1, description="env MAX_VIDEO_BYTES")
+    presign_seconds: int = Field(default=3600, ge=60, description="env PRESIGN_SECONDS")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = env.get(name.upper())
+            if raw:
+                values[name] = raw
+        return cls.model_validate(values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process (cached: Lambda environments do not change)."""
+    return Settings.from_env()
