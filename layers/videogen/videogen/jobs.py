@@ -5,6 +5,7 @@ each other's work."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -18,6 +19,7 @@ from videogen.models import TERMINAL_STATUSES, Job, JobStatus, OpenRouterJob, Us
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+_ATTRIBUTE = {"#s": "status"}
 _TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
 
 
@@ -111,10 +113,10 @@ class JobStore:
             update += ", #s = :in_progress"
             names_values[":in_progress"] = JobStatus.IN_PROGRESS.value
         if polled.usage is not None:
-            update += ", #u = :usage"
+            update += ", #usage = :usage"
             names_values[":usage"] = polled.usage.model_dump(mode="json")
         try:
-            return _to_job(self._update(job_id, update, _not_terminal(names_values), names_values, usage=True))
+            return _to_job(self._update(job_id, update, _not_terminal(names_values), names_values))
         except _ConditionFailed:
             return None
 
@@ -135,35 +137,24 @@ class JobStore:
         update = "SET #s = :status, finished_at = if_not_exists(finished_at, :ts), updated_at = :ts"
         for name, value in (("error", error), ("video", video), ("usage", usage)):
             if value is not None:
-                placeholder = "#u" if name == "usage" else name
-                update += f", {placeholder} = :{name}"
+                update += f", #{name} = :{name}"
                 values[f":{name}"] = (
                     value if isinstance(value, str) else value.model_dump(mode="json", exclude_none=True)
                 )
         condition = _not_terminal(values) + " OR (#s = :status AND attribute_not_exists(event_published_at))"
         try:
-            return _to_job(self._update(job_id, update, condition, values, usage=usage is not None))
+            return _to_job(self._update(job_id, update, condition, values))
         except _ConditionFailed:
             return None
 
     def mark_event_published(self, job_id: str) -> None:
-        self._update(job_id, "SET event_published_at = :ts", None, {":ts": utcnow()}, status=False)
+        self._update(job_id, "SET event_published_at = :ts", None, {":ts": utcnow()})
 
     # --- plumbing -------------------------------------------------------------------------------------
 
-    def _update(
-        self,
-        job_id: str,
-        update: str,
-        condition: str | None,
-        values: dict[str, Any],
-        *,
-        usage: bool = False,
-        status: bool = True,
-    ) -> dict[str, Any]:
-        names = {"#s": "status"} if status else {}
-        if usage:
-            names["#u"] = "usage"
+    def _update(self, job_id: str, update: str, condition: str | None, values: dict[str, Any]) -> dict[str, Any]:
+        # Every attribute is addressed as #name: "status", "error" and friends are DynamoDB reserved words.
+        names = {token: _ATTRIBUTE.get(token, token[1:]) for token in re.findall(r"#\w+", f"{update} {condition}")}
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "Key": _key(job_id),
@@ -207,7 +198,9 @@ def _dynamo(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    plain: dict[str, Any] = json.loads(json.dumps({k: _deserializer.deserialize(v) for k, v in item.items()}, default=_decimal))
+    plain: dict[str, Any] = json.loads(
+        json.dumps({k: _deserializer.deserialize(v) for k, v in item.items()}, default=_decimal)
+    )
     return plain
 
 

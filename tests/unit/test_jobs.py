@@ -1,0 +1,87 @@
+"""JobStore on moto: forward-only status, one owner of the outcome, submission claims."""
+
+from __future__ import annotations
+
+import pytest
+
+from videogen.jobs import Claim, JobStore
+from videogen.models import Job, JobStatus, OpenRouterJob, Usage, VideoObject, VideoRequest
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+
+def new_job(store: JobStore, job_id: str = "j1") -> Job:
+    job = Job(id=job_id, status=JobStatus.QUEUED, request=VideoRequest(prompt="p"))
+    store.create(job)
+    return job
+
+
+def test_create_is_idempotent_only_once() -> None:
+    store = JobStore("videogen-jobs")
+    new_job(store)
+    with pytest.raises(Exception, match="ConditionalCheckFailed"):
+        new_job(store)
+    job = store.get("j1")
+    assert job is not None and job.status is JobStatus.QUEUED and job.request.prompt == "p"
+
+
+def test_claim_then_busy_then_stale() -> None:
+    store = JobStore("videogen-jobs")
+    new_job(store)
+    assert store.claim_submission("j1", now=1000.0, claim_seconds=120) is Claim.CLAIMED
+    assert store.claim_submission("j1", now=1010.0, claim_seconds=120) is Claim.BUSY
+    assert store.claim_submission("j1", now=1200.0, claim_seconds=120) is Claim.STALE
+
+
+def test_released_claim_counts_attempts_and_can_be_taken_again() -> None:
+    store = JobStore("videogen-jobs")
+    new_job(store)
+    store.claim_submission("j1", now=1.0, claim_seconds=120)
+    assert store.release_claim("j1", "connection refused") == 1
+    assert store.claim_submission("j1", now=2.0, claim_seconds=120) is Claim.CLAIMED
+    assert store.release_claim("j1", "429") == 2
+
+
+def test_submitted_job_is_done_for_claims_and_polls_append() -> None:
+    store = JobStore("videogen-jobs")
+    new_job(store)
+    store.claim_submission("j1", now=1.0, claim_seconds=120)
+    job = store.mark_submitted("j1", OpenRouterJob(id="or-1", status="pending"), "https://x/api/v1/videos/or-1")
+    assert job.status is JobStatus.SUBMITTED and job.openrouter_job_id == "or-1"
+    assert store.claim_submission("j1", now=2.0, claim_seconds=120) is Claim.DONE
+    store.record_poll("j1", OpenRouterJob(id="or-1", status="pending"))
+    polled = store.record_poll("j1", OpenRouterJob(id="or-1", status="in_progress"))
+    assert polled is not None and polled.polls == ["pending", "in_progress"] and polled.status is JobStatus.IN_PROGRESS
+    done = store.record_poll("j1", OpenRouterJob(id="or-1", status="completed", usage=Usage(cost=0.2)))
+    assert done is not None and done.status is JobStatus.IN_PROGRESS and done.usage == Usage(cost=0.2)
+
+
+def test_terminal_status_never_changes_and_only_one_call_owns_the_event() -> None:
+    store = JobStore("videogen-jobs")
+    new_job(store)
+    video = VideoObject(s3_uri="s3://b/videos/j1.mp4", bytes=10, sha256="0" * 64)
+    first = store.finish("j1", JobStatus.COMPLETED, video=video)
+    assert first is not None and first.video == video
+    # The event was not confirmed yet: a retry of the same transition may publish it.
+    assert store.finish("j1", JobStatus.COMPLETED, video=video) is not None
+    store.mark_event_published("j1")
+    assert store.finish("j1", JobStatus.COMPLETED, video=video) is None
+    assert store.finish("j1", JobStatus.FAILED, error="late failure") is None
+    assert store.record_poll("j1", OpenRouterJob(id="or-1", status="in_progress")) is None
+    final = store.get("j1")
+    assert final is not None and final.status is JobStatus.COMPLETED and final.error is None
+
+
+def test_a_different_terminal_status_cannot_take_over_even_before_the_event() -> None:
+    store = JobStore("videogen-jobs")
+    new_job(store)
+    assert store.finish("j1", JobStatus.CANCELLED, error="cancelled by caller") is not None
+    assert store.finish("j1", JobStatus.COMPLETED) is None
+    job = store.get("j1")
+    assert job is not None and job.status is JobStatus.CANCELLED
+
+
+def test_transitions_on_a_missing_job_do_nothing() -> None:
+    store = JobStore("videogen-jobs")
+    assert store.finish("ghost", JobStatus.FAILED, error="x") is None
+    assert store.get("ghost") is None
