@@ -1,0 +1,88 @@
+"""Handlers under moto: the service's resources, its environment, and a scripted OpenRouter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.conftest import TEST_KEY
+from tests.support.scripted_http import Canned, ScriptedServer
+
+SEEDANCE = {
+    "id": "bytedance/seedance-2.0-fast",
+    "canonical_slug": "bytedance/seedance-2.0-fast",
+    "name": "ByteDance: Seedance 2.0 Fast",
+    "supported_durations": list(range(4, 16)),
+    "supported_resolutions": ["480p", "720p"],
+    "supported_aspect_ratios": ["1:1", "3:4", "9:16", "4:3", "16:9", "21:9", "9:21"],
+    "supported_sizes": None,
+    "supported_frame_images": ["first_frame", "last_frame"],
+    "generate_audio": True,
+    "seed": True,
+}
+BUCKET = "videogen-bucket"
+
+
+@dataclass
+class Env:
+    openrouter: ScriptedServer
+    queue_url: str
+    results_url: str
+    state_machine_arn: str
+
+    def queued_job_ids(self) -> list[str]:
+        from videogen.aws import client
+
+        messages = client("sqs").receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"])["job_id"] for m in messages]
+
+    def events(self) -> list[dict[str, Any]]:
+        from videogen.aws import client
+
+        found: list[dict[str, Any]] = []
+        while batch := client("sqs").receive_message(QueueUrl=self.results_url, MaxNumberOfMessages=10).get("Messages"):
+            found += [json.loads(m["Body"]) for m in batch]
+            for m in batch:
+                client("sqs").delete_message(QueueUrl=self.results_url, ReceiptHandle=m["ReceiptHandle"])
+        return found
+
+
+@pytest.fixture
+def env(aws: None, api_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    from videogen.aws import client
+    from videogen.services import reset_services
+
+    sqs = client("sqs")
+    queue_url = sqs.create_queue(QueueName="videogen-submit")["QueueUrl"]
+    results_url = sqs.create_queue(QueueName="videogen-results")["QueueUrl"]
+    events = client("events")
+    events.create_event_bus(Name="videogen-bus")
+    events.put_rule(Name="results", EventBusName="videogen-bus", EventPattern=json.dumps({"source": ["videogen"]}))
+    results_arn = sqs.get_queue_attributes(QueueUrl=results_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_targets(Rule="results", EventBusName="videogen-bus", Targets=[{"Id": "q", "Arn": results_arn}])
+    role = "arn:aws:iam::123456789012:role/videogen-test"
+    machine = client("stepfunctions").create_state_machine(
+        name="videogen-video-job",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn=role,
+    )["stateMachineArn"]
+    api_server.on("GET", "/api/v1/videos/models", Canned(200, {"data": [SEEDANCE]}))
+    for name, value in {
+        "JOBS_TABLE": "videogen-jobs",
+        "BUCKET": BUCKET,
+        "QUEUE_URL": queue_url,
+        "EVENT_BUS": "videogen-bus",
+        "STATE_MACHINE_ARN": machine,
+        "OPENROUTER_BASE_URL": api_server.url,
+        "OPENROUTER_API_KEY": TEST_KEY,
+        "OPENROUTER_BACKOFF_SECONDS": "0.01",
+        "POLL_INTERVAL_SECONDS": "0",
+        "MAX_POLLS": "5",
+    }.items():
+        monkeypatch.setenv(name, value)
+    reset_services()
+    yield Env(api_server, queue_url, results_url, machine)

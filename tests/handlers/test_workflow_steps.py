@@ -1,0 +1,200 @@
+"""Submit, poll, download and fail handlers with their sample events, against a scripted OpenRouter."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from tests.conftest import TEST_KEY
+from tests.handlers.conftest import BUCKET, Env
+from tests.support.handlers import invoke, sample_event
+from tests.support.scripted_http import Canned, ScriptedServer
+from videogen.aws import client
+from videogen.jobs import JobStore
+from videogen.models import Job, JobStatus, VideoRequest
+
+JOB_ID = "0123456789abcdef0123456789abcdef"
+MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00" * 4000
+ACCEPTED = {"id": "job-abc123", "polling_url": "/api/v1/videos/job-abc123", "status": "pending"}
+
+
+def queued_job() -> None:
+    request = VideoRequest.model_validate(sample_event("eventbridge_video_requested")["detail"])
+    JobStore("videogen-jobs").create(Job(id=JOB_ID, status=JobStatus.QUEUED, request=request))
+
+
+def job() -> Job:
+    found = JobStore("videogen-jobs").get(JOB_ID)
+    assert found is not None
+    return found
+
+
+def executions(env: Env) -> list[dict[str, Any]]:
+    return client("stepfunctions").list_executions(stateMachineArn=env.state_machine_arn)["executions"]
+
+
+def test_submit_posts_once_records_the_job_and_starts_one_execution(env: Env) -> None:
+    queued_job()
+    env.openrouter.on("POST", "/api/v1/videos", Canned(202, ACCEPTED))
+    assert invoke("submit", sample_event("sqs_submit")) == {"batchItemFailures": []}
+    submitted = job()
+    assert submitted.status is JobStatus.SUBMITTED and submitted.openrouter_job_id == "job-abc123"
+    assert submitted.polling_url == f"{env.openrouter.url}/api/v1/videos/job-abc123"
+    [posted] = env.openrouter.requests_to("/api/v1/videos")
+    assert json.loads(posted.body)["input_references"][0]["image_url"]["url"] == "https://example.com/backpack.png"
+    [execution] = executions(env)
+    assert execution["name"] == JOB_ID
+    started = client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
+    assert json.loads(started["input"]) == {
+        "job_id": JOB_ID,
+        "openrouter_job_id": "job-abc123",
+        "polling_url": submitted.polling_url,
+        "wait_seconds": 0,
+        "max_polls": 5,
+        "poll": {"status": "pending", "poll_count": 0, "error": None, "unsigned_urls": None},
+    }
+    # The same message again (SQS redelivers at least once): no second POST, no second execution.
+    assert invoke("submit", sample_event("sqs_submit")) == {"batchItemFailures": []}
+    assert len(env.openrouter.requests_to("/api/v1/videos")) == 1 and len(executions(env)) == 1
+
+
+def test_submit_rejected_by_openrouter_fails_the_job_with_its_message(env: Env) -> None:
+    queued_job()
+    env.openrouter.on(
+        "POST", "/api/v1/videos", Canned(402, {"error": {"code": 402, "message": "Insufficient credits"}})
+    )
+    assert invoke("submit", sample_event("sqs_submit")) == {"batchItemFailures": []}
+    failed = job()
+    assert failed.status is JobStatus.FAILED and "Insufficient credits" in (failed.error or "")
+    [event] = env.events()
+    assert event["detail-type"] == "VideoFailed" and event["detail"]["status"] == "failed"
+    assert executions(env) == []
+
+
+def test_submit_while_openrouter_is_down_is_retried_via_the_queue(env: Env) -> None:
+    queued_job()
+    env.openrouter.on("POST", "/api/v1/videos", Canned(503, {"error": {"code": 503, "message": "No provider"}}))
+    event = sample_event("sqs_submit")
+    other = {**event["Records"][0], "messageId": "other", "body": json.dumps({"job_id": "not-a-job"})}
+    event["Records"].append(other)
+    # Only the failed record goes back to the queue (a batch where every record fails raises instead).
+    assert invoke("submit", event) == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert job().status is JobStatus.QUEUED and job().submit_attempts == 1
+    env.openrouter.on("POST", "/api/v1/videos", Canned(202, ACCEPTED))
+    assert invoke("submit", event) == {"batchItemFailures": []}
+    assert job().status is JobStatus.SUBMITTED
+
+
+def test_submit_with_unknown_outcome_never_resends(env: Env) -> None:
+    queued_job()
+    env.openrouter.on("POST", "/api/v1/videos", Canned(drop=True))
+    invoke("submit", sample_event("sqs_submit"))
+    failed = job()
+    assert failed.status is JobStatus.FAILED and "outcome unknown" in (failed.error or "")
+    invoke("submit", sample_event("sqs_submit"))
+    assert len(env.openrouter.requests_to("/api/v1/videos")) == 1
+    assert [e["detail-type"] for e in env.events()] == ["VideoFailed"]
+
+
+def submitted_job(env: Env) -> None:
+    queued_job()
+    env.openrouter.on("POST", "/api/v1/videos", Canned(202, ACCEPTED))
+    invoke("submit", sample_event("sqs_submit"))
+
+
+def poll_event(env: Env, count: int = 0) -> dict[str, Any]:
+    event = copy.deepcopy(sample_event("sfn_poll"))
+    event["polling_url"] = f"{env.openrouter.url}/api/v1/videos/job-abc123"
+    event["poll_count"] = count
+    return event
+
+
+def test_poll_records_each_status_and_returns_the_route(env: Env) -> None:
+    submitted_job(env)
+    env.openrouter.on(
+        "GET",
+        "/api/v1/videos/job-abc123",
+        Canned(200, ACCEPTED),
+        Canned(
+            200,
+            {**ACCEPTED, "status": "completed", "unsigned_urls": ["https://s.example/v.mp4"], "usage": {"cost": 0.4}},
+        ),
+    )
+    assert invoke("poll", poll_event(env)) == {
+        "status": "pending",
+        "poll_count": 1,
+        "error": None,
+        "unsigned_urls": None,
+    }
+    result = invoke("poll", poll_event(env, 1))
+    assert result["status"] == "completed" and result["unsigned_urls"] == ["https://s.example/v.mp4"]
+    polled = job()
+    assert polled.polls == ["pending", "completed"] and polled.usage is not None and polled.usage.cost == 0.4
+    assert polled.status is JobStatus.IN_PROGRESS
+
+
+def download_event(url: str) -> dict[str, Any]:
+    event = copy.deepcopy(sample_event("sfn_download"))
+    event["unsigned_urls"] = [url]
+    return event
+
+
+def test_download_streams_to_s3_without_the_key_and_emits_one_event(env: Env, foreign_server: ScriptedServer) -> None:
+    submitted_job(env)
+    foreign_server.on("GET", "/files/v.mp4", Canned(200, MP4, {"Content-Type": "video/mp4"}))
+    assert invoke("download", download_event(f"{foreign_server.url}/files/v.mp4?sig=abc")) == {"status": "completed"}
+    done = job()
+    assert done.video is not None and done.video.bytes == len(MP4)
+    assert done.video.sha256 == hashlib.sha256(MP4).hexdigest()
+    assert done.video.s3_uri == f"s3://{BUCKET}/videos/{JOB_ID}.mp4"
+    stored = client("s3").get_object(Bucket=BUCKET, Key=f"videos/{JOB_ID}.mp4")["Body"].read()
+    assert stored == MP4
+    assert "authorization" not in foreign_server.seen[0].headers
+    # A retry of the same step does nothing more.
+    assert invoke("download", download_event(f"{foreign_server.url}/files/v.mp4?sig=abc")) == {"status": "completed"}
+    [event] = env.events()
+    assert event["detail-type"] == "VideoCompleted"
+    assert (
+        event["detail"]["video"]["sha256"] == done.video.sha256
+        and event["detail"]["idempotency_key"] == f"{JOB_ID}:completed"
+    )
+    assert TEST_KEY not in json.dumps(event)
+
+
+def test_download_without_unsigned_urls_uses_the_authenticated_content_endpoint(env: Env) -> None:
+    submitted_job(env)
+    env.openrouter.on("GET", "/api/v1/videos/job-abc123/content", Canned(200, MP4))
+    event = download_event("x")
+    event["unsigned_urls"] = None
+    assert invoke("download", event) == {"status": "completed"}
+    [seen] = env.openrouter.requests_to("/api/v1/videos/job-abc123/content")
+    assert seen.path.endswith("?index=0") and seen.headers["authorization"] == f"Bearer {TEST_KEY}"
+
+
+def test_download_of_something_that_is_not_an_mp4_fails_the_job(env: Env, foreign_server: ScriptedServer) -> None:
+    submitted_job(env)
+    foreign_server.on("GET", "/files/v.mp4", Canned(200, b"<html>expired link</html>" * 10))
+    assert invoke("download", download_event(f"{foreign_server.url}/files/v.mp4")) == {"status": "failed"}
+    assert "ftyp" in (job().error or "")
+    assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix="videos/")["KeyCount"] == 0
+    assert [e["detail-type"] for e in env.events()] == ["VideoFailed"]
+
+
+def test_fail_records_openrouter_error_verbatim_once(env: Env) -> None:
+    submitted_job(env)
+    assert invoke("fail", sample_event("sfn_fail")) == {"status": "failed"}
+    assert invoke("fail", sample_event("sfn_fail")) == {"status": "failed"}
+    assert job().error == "Provider rejected the request: content moderation"
+    [event] = env.events()
+    assert event["detail"]["error"] == "Provider rejected the request: content moderation"
+
+
+def test_fail_records_time_out_and_workflow_errors(env: Env) -> None:
+    submitted_job(env)
+    assert invoke("fail", sample_event("sfn_timeout")) == {"status": "timed_out"}
+    assert "after 60 polls" in (job().error or "")
+    queued_job_id = JOB_ID  # the same job: a later error report cannot change the outcome
+    assert invoke("fail", {**sample_event("sfn_error"), "job_id": queued_job_id}) == {"status": "timed_out"}
+    assert len(env.events()) == 1
