@@ -23,7 +23,7 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-from tests.support.scripted_http import ScriptedServer  # noqa: E402
+from tests.support.scripted_http import ScriptedServer
 
 TEST_KEY = "sk-or-v1-test-key-that-must-never-leak-0123456789"
 

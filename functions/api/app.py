@@ -51,7 +51,7 @@ def list_models() -> dict[str, Any]:
     return {"data": [model.model_dump(mode="json") for model in models.values()]}
 
 
-@app.exception_handler(RequestRejected)
+@app.exception_handler(RequestRejected)  # type: ignore[untyped-decorator]
 def rejected(exc: RequestRejected) -> Response[dict[str, Any]]:
     return Response(exc.status_code, content_types.APPLICATION_JSON, exc.to_body())
 

@@ -1,0 +1,68 @@
+# videogen: every target sets up what it needs in project-local virtualenvs.
+#   make demo   run the whole pipeline locally (moto + OpenRouter simulator) and save out/reference-video.mp4
+#   make test   lint, type-check, run every test and check the SAM template
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+# python3.12 must be on PATH for `sam build` (runtime python3.12); pyenv provides it on the dev machines.
+SAM_BUILD_ENV ?= PYENV_VERSION=3.11.7:3.12.1
+
+.PHONY: help venv demo serve test unit lint typecheck format template-check build deploy clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt layers/videogen/requirements.txt layers/videogen/pyproject.toml local/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e layers/videogen -e local
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv with the service, the videogen CLI and the test tools
+
+demo: $(STAMP)  ## run the pipeline locally end to end and save out/reference-video.mp4
+	$(BIN)/videogen demo
+
+serve: $(STAMP)  ## run the local stack (API on http://127.0.0.1:8787/v1) until Ctrl-C
+	$(BIN)/videogen local serve --port 8787
+
+lint: $(STAMP)  ## ruff (lint and format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)  ## mypy (strict) on the core package, the handlers and the CLI
+	$(BIN)/mypy layers/videogen/videogen local/videogen_local
+	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+template-check: $(STAMP)  ## sam validate --lint, cfn-lint and statelint on the template and state machine
+	bash scripts/check_template.sh
+
+unit: $(STAMP)  ## the tests only (no lint, no template checks)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+test: lint typecheck template-check unit  ## everything CI runs
+
+$(SAM_VENV)/bin/sam:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
+
+build: $(SAM_VENV)/bin/sam  ## sam build (needs python3.12 on PATH)
+	$(SAM_BUILD_ENV) $(SAM_VENV)/bin/sam build
+
+deploy: build  ## sam deploy --guided to your AWS account
+	$(SAM_VENV)/bin/sam deploy --guided
+
+clean:  ## remove build output (keeps the virtualenvs)
+	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache
