@@ -198,3 +198,31 @@ def test_fail_records_time_out_and_workflow_errors(env: Env) -> None:
     queued_job_id = JOB_ID  # the same job: a later error report cannot change the outcome
     assert invoke("fail", {**sample_event("sfn_error"), "job_id": queued_job_id}) == {"status": "timed_out"}
     assert len(env.events()) == 1
+
+
+def test_download_falls_back_to_the_content_endpoint_when_the_unsigned_link_is_refused(
+    env: Env, foreign_server: ScriptedServer
+) -> None:
+    submitted_job(env)
+    foreign_server.on("GET", "/files/v.mp4", Canned(403, b"<Error>Request has expired</Error>"))
+    env.openrouter.on("GET", "/api/v1/videos/job-abc123/content", Canned(200, MP4))
+    assert invoke("download", download_event(f"{foreign_server.url}/files/v.mp4")) == {"status": "completed"}
+    assert "authorization" not in foreign_server.seen[0].headers
+    assert (
+        env.openrouter.requests_to("/api/v1/videos/job-abc123/content")[0].headers["authorization"]
+        == f"Bearer {TEST_KEY}"
+    )
+
+
+def test_download_truncated_body_is_transient_and_leaves_nothing(env: Env, foreign_server: ScriptedServer) -> None:
+    import pytest
+
+    from videogen.errors import TransientError
+
+    submitted_job(env)
+    foreign_server.on("GET", "/files/v.mp4", Canned(200, MP4, truncate_to=100))
+    with pytest.raises(TransientError, match="interrupted"):
+        invoke("download", download_event(f"{foreign_server.url}/files/v.mp4"))
+    assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix="videos/")["KeyCount"] == 0
+    assert client("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert job().status is JobStatus.SUBMITTED

@@ -11,6 +11,7 @@ from videogen.models import Job, JobStatus, VideoObject
 from videogen.observability import MetricUnit, logger, metrics
 from videogen.outcome import finish_job
 from videogen.services import Services
+from videogen.storage import StoredObject
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -26,26 +27,29 @@ def download_job(
     existing = services.store.get(job_id)
     if existing is not None and existing.status.terminal:
         return None
-    # unsigned_urls[0] first (may be a foreign storage host: no key goes there), else the authenticated proxy.
-    url = unsigned_urls[0] if unsigned_urls else services.openrouter.content_url(openrouter_job_id)
+    # unsigned_urls[0] first (often a storage host: no key goes there), then OpenRouter's authenticated
+    # content endpoint, which also serves when the unsigned link has expired or is refused.
+    content_url = services.openrouter.content_url(openrouter_job_id)
+    candidates = [url for url in (unsigned_urls or [])[:1] if url != content_url] + [content_url]
     started = time.monotonic()
-    try:
-        with services.openrouter.stream(url) as response:
-            stored = services.storage.upload_video(
-                video_key(job_id),
-                response.iter_bytes(CHUNK_BYTES),
-                part_bytes=services.settings.download_part_bytes,
-                max_bytes=services.settings.max_video_bytes,
-            )
-    except (NotAnMp4, VideoTooLarge) as exc:
-        return finish_job(services, job_id, JobStatus.FAILED, error=f"downloaded video rejected: {exc}")
-    except OpenRouterError as exc:
-        if exc.retryable:
-            raise TransientError(str(exc)) from None
-        return finish_job(services, job_id, JobStatus.FAILED, error=f"video download failed: {exc}")
-    except (OpenRouterUnavailable, httpx.TransportError) as exc:
-        # Includes a body that ended early: the upload was aborted, so a retry starts clean.
-        raise TransientError(f"video download interrupted: {type(exc).__name__}: {exc}") from None
+    for index, url in enumerate(candidates):
+        try:
+            stored = _store(services, job_id, url)
+            break
+        except (NotAnMp4, VideoTooLarge) as exc:
+            return finish_job(services, job_id, JobStatus.FAILED, error=f"downloaded video rejected: {exc}")
+        except OpenRouterError as exc:
+            if exc.retryable:
+                raise TransientError(str(exc)) from None
+            if index + 1 < len(candidates):
+                logger.warning("unsigned URL refused; trying the content endpoint", extra={"status": exc.status_code})
+                continue
+            return finish_job(services, job_id, JobStatus.FAILED, error=f"video download failed: {exc}")
+        except (OpenRouterUnavailable, httpx.TransportError) as exc:
+            # Includes a body that ended early: the upload was aborted, so a retry starts clean.
+            raise TransientError(f"video download interrupted: {type(exc).__name__}: {exc}") from None
+    else:  # pragma: no cover - the loop always breaks or returns
+        raise AssertionError("no download candidate")
     elapsed = time.monotonic() - started
     metrics.add_metric(name="DownloadBytes", unit=MetricUnit.Bytes, value=stored.bytes)
     metrics.add_metric(name="DownloadSeconds", unit=MetricUnit.Seconds, value=elapsed)
@@ -54,3 +58,13 @@ def download_job(
         s3_uri=stored.s3_uri, bytes=stored.bytes, sha256=stored.sha256, content_type=stored.content_type
     )
     return finish_job(services, job_id, JobStatus.COMPLETED, video=video)
+
+
+def _store(services: Services, job_id: str, url: str) -> StoredObject:
+    with services.openrouter.stream(url) as response:
+        return services.storage.upload_video(
+            video_key(job_id),
+            response.iter_bytes(CHUNK_BYTES),
+            part_bytes=services.settings.download_part_bytes,
+            max_bytes=services.settings.max_video_bytes,
+        )
