@@ -1,4 +1,7 @@
-"""API door: POST /videos, GET /videos/{id}, GET /models (API Gateway REST, IAM auth)."""
+"""API door (API Gateway REST, IAM auth): create, read, list and cancel video jobs; list models.
+
+A job belongs to the IAM principal that created it: anyone else gets 404, as if it did not exist.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +12,32 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videogen import intake
+from videogen.cancel import cancel_job
 from videogen.errors import RequestRejected
-from videogen.models import Door
+from videogen.models import Door, Job, JobStatus
 from videogen.observability import logger, metrics
 from videogen.services import get_services
 
 app = APIGatewayRestResolver()
+MAX_PAGE = 100
 
 
 def _caller() -> str:
     identity = app.current_event.request_context.identity
     return identity.user_arn or identity.caller or "anonymous"
+
+
+def _own_job(job_id: str) -> Job | None:
+    job = get_services().store.get(job_id)
+    return job if job is not None and job.caller == _caller() else None
+
+
+def _view(job: Job) -> dict[str, Any]:
+    body = job.public()
+    if job.video is not None:
+        key = job.video.s3_uri.split("/", 3)[3]
+        body["video"]["url"] = get_services().storage.presign(key)
+    return body
 
 
 @app.post("/videos")
@@ -33,16 +51,39 @@ def create_video() -> Response[dict[str, Any]]:
     )
 
 
+@app.get("/videos")
+def list_videos() -> Response[dict[str, Any]]:
+    query = app.current_event.query_string_parameters or {}
+    status = query.get("status")
+    if status is not None and status not in {s.value for s in JobStatus}:
+        return _error(422, f"unknown status {status!r}")
+    try:
+        limit = min(max(int(query.get("limit", "20")), 1), MAX_PAGE)
+        jobs, next_token = get_services().store.list_by_caller(
+            _caller(), status=status, limit=limit, page_token=query.get("next_token")
+        )
+    except ValueError as exc:
+        return _error(422, str(exc))
+    return Response(200, content_types.APPLICATION_JSON, {"items": [_view(j) for j in jobs], "next_token": next_token})
+
+
 @app.get("/videos/<job_id>")
 def get_video(job_id: str) -> Response[dict[str, Any]]:
-    services = get_services()
-    job = services.store.get(job_id)
+    job = _own_job(job_id)
     if job is None:
         return _error(404, f"no video job {job_id}")
-    body = job.public()
-    if job.video is not None:
-        body["video"]["url"] = services.storage.presign(f"videos/{job.id}.mp4")
-    return Response(200, content_types.APPLICATION_JSON, body)
+    return Response(200, content_types.APPLICATION_JSON, _view(job))
+
+
+@app.delete("/videos/<job_id>")
+def cancel_video(job_id: str) -> Response[dict[str, Any]]:
+    job = _own_job(job_id)
+    if job is None:
+        return _error(404, f"no video job {job_id}")
+    result = cancel_job(get_services(), job)
+    if not result.cancelled:
+        return _error(409, f"video job {job_id} already ended as {result.job.status.value}")
+    return Response(200, content_types.APPLICATION_JSON, _view(result.job))
 
 
 @app.get("/models")

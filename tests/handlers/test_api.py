@@ -72,3 +72,60 @@ def test_models_lists_openrouter_models(env: Env) -> None:
     assert response["statusCode"] == 200
     models = json.loads(response["body"])["data"]
     assert models[0]["id"] == "bytedance/seedance-2.0-fast" and models[0]["supported_resolutions"] == ["480p", "720p"]
+
+
+def as_caller(event: dict[str, Any], caller: str) -> dict[str, Any]:
+    event = copy.deepcopy(event)
+    event["requestContext"]["identity"]["userArn"] = caller
+    return event
+
+
+def request(
+    method: str, path: str, caller: str = "arn:aws:iam::123456789012:user/caller", **extra: Any
+) -> dict[str, Any]:
+    event = copy.deepcopy(sample_event("api_get_video"))
+    event.update(httpMethod=method, path=path, **extra)
+    if path.startswith("/videos/"):
+        event["resource"], event["pathParameters"] = "/videos/{id}", {"id": path.rsplit("/", 1)[1]}
+    else:
+        event["resource"], event["pathParameters"] = path, None
+    response: dict[str, Any] = invoke("api", as_caller(event, caller))
+    return response
+
+
+def test_jobs_are_visible_to_their_caller_only(env: Env) -> None:
+    job_id = json.loads(post({"prompt": "mine"})["body"])["id"]
+    stranger = "arn:aws:iam::123456789012:user/stranger"
+    assert request("GET", f"/videos/{job_id}", stranger)["statusCode"] == 404
+    assert request("DELETE", f"/videos/{job_id}", stranger)["statusCode"] == 404
+    assert json.loads(request("GET", "/videos", stranger)["body"])["items"] == []
+    assert request("GET", f"/videos/{job_id}")["statusCode"] == 200
+
+
+def test_listing_pages_newest_first_and_filters_by_status(env: Env) -> None:
+    ids = [json.loads(post({"prompt": f"p{i}"})["body"])["id"] for i in range(5)]
+    request("DELETE", f"/videos/{ids[0]}")
+    seen: list[str] = []
+    token = None
+    while True:
+        query = {"limit": "2", **({"next_token": token} if token else {})}
+        page = json.loads(request("GET", "/videos", queryStringParameters=query)["body"])
+        seen += [item["id"] for item in page["items"]]
+        token = page["next_token"]
+        if not token:
+            break
+    assert seen == list(reversed(ids))
+    cancelled = json.loads(request("GET", "/videos", queryStringParameters={"status": "cancelled"})["body"])["items"]
+    assert [item["id"] for item in cancelled] == [ids[0]]
+    assert request("GET", "/videos", queryStringParameters={"status": "bogus"})["statusCode"] == 422
+    assert request("GET", "/videos", queryStringParameters={"next_token": "garbage"})["statusCode"] == 422
+
+
+def test_cancel_ends_the_job_once_with_one_event(env: Env) -> None:
+    job_id = json.loads(post({"prompt": "p"})["body"])["id"]
+    response = request("DELETE", f"/videos/{job_id}")
+    assert response["statusCode"] == 200
+    job = json.loads(response["body"])
+    assert job["status"] == "cancelled" and "before it was sent" in job["error"]
+    assert request("DELETE", f"/videos/{job_id}")["statusCode"] == 409
+    assert [e["detail-type"] for e in env.events()] == ["VideoFailed"]

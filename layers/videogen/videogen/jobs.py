@@ -4,6 +4,7 @@ each other's work."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from videogen.models import TERMINAL_STATUSES, Job, JobStatus, OpenRouterJob, Us
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+CALLER_INDEX = "by_caller"
 _ATTRIBUTE = {"#s": "status"}
 _TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
 
@@ -43,6 +45,32 @@ class JobStore:
     def raw(self, job_id: str) -> dict[str, Any] | None:
         item = client("dynamodb").get_item(TableName=self.table, Key=_key(job_id), ConsistentRead=True).get("Item")
         return _plain(item) if item else None
+
+    def list_by_caller(
+        self, caller: str, *, status: str | None = None, limit: int = 20, page_token: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """A caller's jobs, newest first, from the ``by_caller`` index; returns (jobs, next page token)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": CALLER_INDEX,
+            "KeyConditionExpression": "caller = :caller",
+            "ExpressionAttributeValues": {":caller": {"S": caller}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if status:
+            kwargs["FilterExpression"] = "#s = :status"
+            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+            kwargs["ExpressionAttributeValues"][":status"] = {"S": status}
+        if page_token:
+            start = _decode_token(page_token)
+            if start.get("caller") != {"S": caller}:
+                raise ValueError("invalid page token")  # a token from someone else's listing
+            kwargs["ExclusiveStartKey"] = start
+        page = client("dynamodb").query(**kwargs)
+        jobs = [Job.model_validate(_plain(item)) for item in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        return jobs, _encode_token(last) if last else None
 
     # --- transitions ----------------------------------------------------------------------------------
 
@@ -212,3 +240,17 @@ def _decimal(value: Any) -> Any:
 
 def _to_job(item: dict[str, Any]) -> Job:
     return Job.model_validate(item)
+
+
+def _encode_token(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def _decode_token(token: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError as exc:
+        raise ValueError("invalid page token") from exc
+    if not isinstance(key, dict):
+        raise ValueError("invalid page token")
+    return key

@@ -65,6 +65,9 @@ class VideoStorage:
             return self.presign(key, bucket)
         return url
 
+    def delete(self, key: str) -> None:
+        client("s3").delete_object(Bucket=self.bucket, Key=key)
+
     def get_text(self, key: str) -> str:
         body: bytes = client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return body.decode("utf-8")
