@@ -80,6 +80,7 @@ def test_references_must_exist_in_the_service_bucket() -> None:
     storage.check_reference("s3://videogen-bucket/references/a b.png", "f")
     for uri, reason in [
         ("s3://other-bucket/references/a.png", "outside"),
+        ("s3://videogen-bucket/videos/someone-elses.mp4", "outside"),
         ("s3://videogen-bucket/references/missing.png", "not found"),
         ("s3://videogen-bucket", "invalid"),
     ]:

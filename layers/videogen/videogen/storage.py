@@ -19,6 +19,8 @@ from videogen.aws import client
 from videogen.errors import FieldError, NotAnMp4, RequestRejected, VideoTooLarge
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
+# The only prefix callers may point at: the functions can read nothing else (requests, videos stay private).
+REFERENCES_PREFIX = "references/"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -46,10 +48,14 @@ class VideoStorage:
             bucket, key = parse_s3_uri(uri)
         except ValueError as exc:
             raise RequestRejected("invalid reference URI", [FieldError(field, str(exc))]) from None
-        if bucket != self.bucket:
+        if bucket != self.bucket or not key.startswith(REFERENCES_PREFIX):
             raise RequestRejected(
-                "reference outside the service bucket",
-                [FieldError(field, f"s3:// references must be in s3://{self.bucket}/ (got bucket {bucket!r})")],
+                "reference outside the service bucket's references/",
+                [
+                    FieldError(
+                        field, f"s3:// references must be under s3://{self.bucket}/{REFERENCES_PREFIX} (got {uri})"
+                    )
+                ],
             )
         try:
             client("s3").head_object(Bucket=bucket, Key=key)
