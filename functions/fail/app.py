@@ -1,4 +1,8 @@
-"""Fail: record a failed / cancelled / expired / timed-out job and emit VideoFailed."""
+"""Fail: record a failed / cancelled / expired / timed-out job and emit VideoFailed.
+
+Invoked by the state machine's failure branches, and by an EventBridge rule when an execution
+ends FAILED, TIMED_OUT or ABORTED (the safety net for outcomes the workflow could not record).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,22 @@ from videogen.fail import fail_job
 from videogen.observability import logger, metrics
 from videogen.services import get_services
 
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
 
-@logger.inject_lambda_context(correlation_id_path="job_id")
+
+@logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(job_id=event["job_id"])
     services = get_services()
-    fail_job(services, event["job_id"], event.get("status", "failed"), event.get("error"), event.get("failure"))
-    job = services.store.get(event["job_id"])
+    if event.get("detail-type") == EXECUTION_STATUS_CHANGE:
+        detail = event["detail"]
+        job_id = detail["name"]  # executions are named after their job
+        failure = {"Error": f"Execution{detail['status'].title().replace('_', '')}", "Cause": detail.get("error") or ""}
+        logger.append_keys(job_id=job_id)
+        fail_job(services, job_id, "failed", None, failure)
+    else:
+        job_id = event["job_id"]
+        logger.append_keys(job_id=job_id)
+        fail_job(services, job_id, event.get("status", "failed"), event.get("error"), event.get("failure"))
+    job = services.store.get(job_id)
     return {"status": job.status.value if job else "missing"}

@@ -226,3 +226,14 @@ def test_download_truncated_body_is_transient_and_leaves_nothing(env: Env, forei
     assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix="videos/")["KeyCount"] == 0
     assert client("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
     assert job().status is JobStatus.SUBMITTED
+
+
+def test_an_execution_that_ended_without_an_outcome_fails_its_job(env: Env) -> None:
+    submitted_job(env)
+    assert invoke("fail", sample_event("eventbridge_execution_failed")) == {"status": "failed"}
+    assert job().error == "workflow error ExecutionTimedOut: States.Timeout"
+    [event] = env.events()
+    assert event["detail-type"] == "VideoFailed"
+    # An execution that ended after its job was recorded (e.g. aborted by a cancel) changes nothing.
+    assert invoke("fail", sample_event("eventbridge_execution_failed")) == {"status": "failed"}
+    assert env.events() == []
