@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from videogen.errors import OpenRouterError, TransientError
+from videogen.errors import OpenRouterError, OpenRouterUnavailable, TransientError
 from videogen.models import PollResult
 from videogen.observability import MetricUnit, logger, metrics
 from videogen.services import Services
@@ -13,6 +13,10 @@ def poll_job(
 ) -> PollResult:
     try:
         polled = services.openrouter.get_job(polling_url, openrouter_job_id)
+    except OpenRouterUnavailable as exc:
+        # Step Functions matches Retry on the error's exact class name, so transient means TransientError.
+        metrics.add_metric(name="OpenRouterErrors", unit=MetricUnit.Count, value=1)
+        raise TransientError(str(exc)) from None
     except OpenRouterError as exc:
         metrics.add_metric(name="OpenRouterErrors", unit=MetricUnit.Count, value=1)
         if exc.retryable:

@@ -1,0 +1,135 @@
+"""A local stand-in for API Gateway (REST, proxy integration): moto cannot run AWS_PROXY.
+
+Each HTTP request becomes an API Gateway REST proxy event, the ``api`` function is invoked through
+moto's Lambda API (as API Gateway invokes it), and the proxy response is written back. The caller's
+identity, which API Gateway takes from the SigV4 signature, comes from the X-Videogen-Caller header.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+MAX_BODY_BYTES = 1024 * 1024
+STAGE = "v1"
+DEFAULT_CALLER = "arn:aws:iam::123456789012:user/local-developer"
+
+
+def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
+    parts = [p for p in path.split("/") if p]
+    if len(parts) == 2 and parts[0] == "videos":
+        return "/videos/{id}", {"id": parts[1]}
+    return "/" + "/".join(parts), None
+
+
+def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, client_ip: str) -> dict[str, Any]:
+    url = urlsplit(raw_path)
+    path = url.path
+    if path == f"/{STAGE}" or path.startswith(f"/{STAGE}/"):
+        path = path[len(STAGE) + 1 :] or "/"
+    resource, path_parameters = resource_for(path)
+    query = parse_qs(url.query, keep_blank_values=True)
+    caller = headers.get("x-videogen-caller") or DEFAULT_CALLER
+    text = body.decode("utf-8", errors="replace") if body else None
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "stage": STAGE,
+            "path": f"/{STAGE}{path}",
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "accountId": "123456789012",
+            "apiId": "local",
+            "protocol": "HTTP/1.1",
+            "identity": {
+                "userArn": caller,
+                "caller": caller,
+                "sourceIp": client_ip,
+                "userAgent": headers.get("user-agent"),
+            },
+        },
+        "body": text,
+        "isBase64Encoded": False,
+    }
+
+
+class FrontDoor:
+    def __init__(self, lambda_client: Any, function_name: str, port: int = 0) -> None:
+        door = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length > MAX_BODY_BYTES:
+                    self._reply(413, {}, json.dumps({"error": {"code": 413, "message": "request body too large"}}))
+                    self.close_connection = True
+                    return
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                event = proxy_event(self.command, self.path, headers, body, self.client_address[0])
+                status, response_headers, text = door.invoke(event)
+                self._reply(status, response_headers, text)
+
+            def _reply(self, status: int, headers: dict[str, str], text: str) -> None:
+                payload = text.encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("content-length", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
+
+        self._lambda = lambda_client
+        self._function = function_name
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/{STAGE}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="front-door", daemon=True
+        )
+
+    def invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], str]:
+        response = self._lambda.invoke(FunctionName=self._function, Payload=json.dumps(event).encode())
+        payload = json.loads(response["Payload"].read() or b"{}")
+        if response.get("FunctionError"):
+            # What API Gateway answers when the integration fails.
+            return 502, {"Content-Type": "application/json"}, json.dumps({"message": "Internal server error"})
+        headers = {k: str(v) for k, v in (payload.get("headers") or {}).items()}
+        for name, values in (payload.get("multiValueHeaders") or {}).items():
+            headers.setdefault(name, ", ".join(str(v) for v in values))
+        body = payload.get("body") or ""
+        if payload.get("isBase64Encoded"):
+            body = base64.b64decode(body).decode("utf-8", errors="replace")
+        return int(payload.get("statusCode", 502)), headers, body
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

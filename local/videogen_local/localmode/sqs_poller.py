@@ -1,0 +1,79 @@
+"""Stands in for Lambda's SQS event-source mapping.
+
+moto's own mapping runs the handler inside send_message and never retries, so the submit queue is
+polled here instead: batches of up to 10 become real SQS Lambda events, the function is invoked
+through moto's Lambda API, and only records not reported in ``batchItemFailures`` are deleted, so
+failed records come back after the visibility timeout and reach the DLQ after maxReceiveCount.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from typing import Any
+
+log = logging.getLogger("videogen.local")
+
+
+class SqsPoller:
+    def __init__(self, sqs: Any, lambda_client: Any, queue_url: str, queue_arn: str, function_name: str) -> None:
+        self._sqs = sqs
+        self._lambda = lambda_client
+        self._queue_url = queue_url
+        self._queue_arn = queue_arn
+        self._function = function_name
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqs-poller", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once(wait_seconds=1)
+            except Exception:
+                log.exception("SQS poller error")
+                self._stop.wait(1)
+
+    def poll_once(self, wait_seconds: int = 0) -> int:
+        messages = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [self._record(message) for message in messages]}
+        response = self._lambda.invoke(FunctionName=self._function, Payload=json.dumps(event).encode())
+        payload = json.loads(response["Payload"].read() or b"{}")
+        if response.get("FunctionError"):
+            # The whole batch failed: every message returns to the queue after its visibility timeout.
+            log.info("submit batch failed: %s", payload.get("errorMessage"))
+            return len(messages)
+        failed = {item["itemIdentifier"] for item in payload.get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._queue_arn,
+            "awsRegion": self._queue_arn.split(":")[3],
+        }

@@ -1,0 +1,325 @@
+"""The local stack: moto in server mode on loopback, wired like template.yaml, running the real
+handlers and executing the real state-machine definition. See ../shared/notes/offline-aws.md for
+why each piece is done the way it is."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import zipfile
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from videogen_local.localmode import patches
+from videogen_local.localmode.front_door import FrontDoor
+from videogen_local.localmode.handlers import load_all, repository_root
+from videogen_local.localmode.names import Names
+from videogen_local.localmode.sqs_poller import SqsPoller
+
+log = logging.getLogger("videogen.local")
+SIMULATOR_KEY = "sk-sim-local-0000000000000000"
+LOCAL_VISIBILITY_SECONDS = 5  # deployed: 6 x the submit timeout; locally short so retries show up fast
+MAX_RECEIVE_COUNT = 5
+
+
+@dataclass
+class LocalStackConfig:
+    poll_interval: int = 1
+    max_polls: int = 60
+    api_port: int = 0
+    stack_name: str = "videogen-local"
+    # OpenRouter: base URL and key; both None → the built-in simulator.
+    openrouter_base_url: str | None = None
+    openrouter_api_key: str | None = None
+    simulator_api_key: str = SIMULATOR_KEY
+    simulator_polls_to_complete: int = 3
+    simulator_max_render_height: int | None = None
+    log_level: str = "WARNING"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> LocalStackConfig:
+        """OPENROUTER_BASE_URL / OPENROUTER_API_KEY: only a key → the real OpenRouter; neither → the simulator."""
+        base = os.environ.get("OPENROUTER_BASE_URL") or None
+        key = os.environ.get("OPENROUTER_API_KEY") or None
+        if key and not base:
+            base = "https://openrouter.ai"
+        config = cls(openrouter_base_url=base, openrouter_api_key=key, **overrides)
+        if os.environ.get("VIDEOGEN_SIMULATOR_API_KEY"):
+            config.simulator_api_key = os.environ["VIDEOGEN_SIMULATOR_API_KEY"]
+        return config
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LocalStack:
+    def __init__(self, config: LocalStackConfig | None = None) -> None:
+        self.config = config or LocalStackConfig()
+        self.names = Names(stack=self.config.stack_name)
+        self.simulator: Any = None
+        self._server: Any = None
+        self._poller: SqsPoller | None = None
+        self._front_door: FrontDoor | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self.info: dict[str, Any] = {}
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object | type[BaseException] | TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> dict[str, Any]:
+        from moto.core import config as moto_config
+        from moto.server import ThreadedMotoServer
+
+        patches.apply()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # Step Functions really executes definitions; Lambda keeps its Docker mode, whose single
+        # Docker-touching method is patched to run the handlers in-process.
+        moto_config.default_user_config["stepfunctions"]["execute_state_machine"] = True
+        port = _free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server.start()
+        endpoint = f"http://127.0.0.1:{port}"
+
+        base_url, api_key = self._openrouter()
+        self._set_env(
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                # The ASL interpreter calls Lambda at localhost:$MOTO_PORT.
+                "MOTO_PORT": str(port),
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": self.names.region,
+                "AWS_REGION": self.names.region,
+                "JOBS_TABLE": self.names.table,
+                "BUCKET": self.names.bucket,
+                "EVENT_BUS": self.names.event_bus,
+                "STATE_MACHINE_ARN": self.names.state_machine_arn,
+                "OPENROUTER_BASE_URL": base_url,
+                "POLL_INTERVAL_SECONDS": str(self.config.poll_interval),
+                "MAX_POLLS": str(self.config.max_polls),
+                "DEFAULT_MODEL": "bytedance/seedance-2.0-fast",
+                "POWERTOOLS_SERVICE_NAME": "videogen",
+                "POWERTOOLS_METRICS_NAMESPACE": "videogen",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", self.config.log_level),
+                **self.config.extra_env,
+            }
+        )
+        # The key goes where the deployed functions find it: Secrets Manager (never the environment).
+        os.environ.pop("OPENROUTER_API_KEY", None)
+        self._reset_core_caches()
+
+        import boto3
+
+        session = boto3.session.Session()
+        clients = {
+            name: session.client(name)
+            for name in ("s3", "sqs", "dynamodb", "events", "stepfunctions", "iam", "lambda", "secretsmanager")
+        }
+        secret_arn = clients["secretsmanager"].create_secret(Name=self.names.secret, SecretString=api_key)["ARN"]
+        os.environ["OPENROUTER_API_KEY_SECRET"] = secret_arn
+        queue_url, queue_arn = self._create_queues(clients["sqs"])
+        os.environ["QUEUE_URL"] = queue_url
+        self._reset_core_caches()
+
+        self._create_table(clients["dynamodb"])
+        clients["s3"].create_bucket(Bucket=self.names.bucket)
+        self._create_functions(clients["iam"], clients["lambda"])
+        self._create_state_machine(clients["stepfunctions"])
+        results_url = self._create_bus(clients["events"], clients["sqs"])
+        clients["s3"].put_bucket_notification_configuration(
+            Bucket=self.names.bucket,
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [
+                    {
+                        "LambdaFunctionArn": self.names.function_arn("intake_s3"),
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {
+                            "Key": {
+                                "FilterRules": [
+                                    {"Name": "prefix", "Value": "requests/"},
+                                    {"Name": "suffix", "Value": ".json"},
+                                ]
+                            }
+                        },
+                    }
+                ]
+            },
+        )
+
+        self._poller = SqsPoller(clients["sqs"], clients["lambda"], queue_url, queue_arn, self.names.function("submit"))
+        self._poller.start()
+        self._front_door = FrontDoor(clients["lambda"], self.names.function("api"), self.config.api_port)
+        self._front_door.start()
+        self.info = {
+            "api_url": self._front_door.url,
+            "aws_endpoint_url": endpoint,
+            "region": self.names.region,
+            "bucket": self.names.bucket,
+            "event_bus": self.names.event_bus,
+            "jobs_table": self.names.table,
+            "queue_url": queue_url,
+            "results_queue_url": results_url,
+            "state_machine_arn": self.names.state_machine_arn,
+            "openrouter_base_url": base_url,
+            "simulator": self.simulator is not None,
+        }
+        if self.simulator is not None:
+            self.info["simulator_content_url"] = self.simulator.content_base_url
+        return self.info
+
+    def stop(self) -> None:
+        if self._front_door:
+            self._front_door.stop()
+        if self._poller:
+            self._poller.stop()
+        if self._server:
+            self._server.stop()
+        if self.simulator is not None:
+            self.simulator.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._reset_core_caches()
+
+    # --- pieces -----------------------------------------------------------------------------------
+
+    def _openrouter(self) -> tuple[str, str]:
+        if self.config.openrouter_base_url or self.config.openrouter_api_key:
+            base = self.config.openrouter_base_url or "https://openrouter.ai"
+            if not self.config.openrouter_api_key:
+                raise SystemExit("OPENROUTER_BASE_URL is set but OPENROUTER_API_KEY is not")
+            return base, self.config.openrouter_api_key
+        from videogen_local.sim import OpenRouterSimulator, SimulatorConfig
+
+        self.simulator = OpenRouterSimulator(
+            SimulatorConfig(
+                api_key=self.config.simulator_api_key,
+                polls_to_complete=self.config.simulator_polls_to_complete,
+                max_render_height=self.config.simulator_max_render_height,
+            )
+        )
+        self.simulator.start()
+        return self.simulator.base_url, self.config.simulator_api_key
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+        for name in ("OPENROUTER_API_KEY", "OPENROUTER_API_KEY_SECRET", "QUEUE_URL"):
+            self._saved_env.setdefault(name, os.environ.get(name))
+
+    @staticmethod
+    def _reset_core_caches() -> None:
+        from videogen.aws import reset_clients
+        from videogen.services import reset_services
+
+        reset_clients()
+        reset_services()
+
+    def _create_queues(self, sqs: Any) -> tuple[str, str]:
+        dlq_url = sqs.create_queue(QueueName=self.names.dead_letter_queue)["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+        queue_url = sqs.create_queue(
+            QueueName=self.names.queue,
+            Attributes={"VisibilityTimeout": str(LOCAL_VISIBILITY_SECONDS), "RedrivePolicy": json.dumps(redrive)},
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return queue_url, arn
+
+    def _create_table(self, dynamodb: Any) -> None:
+        dynamodb.create_table(
+            TableName=self.names.table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[
+                {"AttributeName": "id", "AttributeType": "S"},
+                {"AttributeName": "caller", "AttributeType": "S"},
+                {"AttributeName": "created_at", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by_caller",
+                    "KeySchema": [
+                        {"AttributeName": "caller", "KeyType": "HASH"},
+                        {"AttributeName": "created_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def _create_functions(self, iam: Any, lambda_client: Any) -> None:
+        role = iam.create_role(
+            RoleName=f"{self.config.stack_name}-functions",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            # moto keeps the code but never runs it: the handlers run in-process (see patches.py).
+            zipped.writestr("app.py", "def lambda_handler(event, context):\n    raise RuntimeError('local only')\n")
+        modules = load_all(repository_root())
+        for folder, module in modules.items():
+            name = self.names.function(folder)
+            patches.HANDLERS[name] = module.lambda_handler
+            lambda_client.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role,
+                Handler="app.lambda_handler",
+                Code={"ZipFile": archive.getvalue()},
+                Timeout=900 if folder == "download" else 60,
+                Architectures=["arm64"],
+            )
+
+    def _create_state_machine(self, sfn: Any) -> None:
+        definition = (repository_root() / "statemachine" / "video_job.asl.json").read_text()
+        for placeholder, folder in (
+            ("PollFunctionArn", "poll"),
+            ("DownloadFunctionArn", "download"),
+            ("FailFunctionArn", "fail"),
+        ):
+            definition = definition.replace("${" + placeholder + "}", self.names.function_arn(folder))
+        sfn.create_state_machine(
+            name=self.names.state_machine,
+            definition=definition,
+            roleArn=f"arn:aws:iam::{self.names.account}:role/{self.config.stack_name}-state-machine",
+            type="STANDARD",
+        )
+
+    def _create_bus(self, events: Any, sqs: Any) -> str:
+        bus = self.names.event_bus
+        events.create_event_bus(Name=bus)
+        events.put_rule(
+            Name="video-requested", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["VideoRequested"]})
+        )
+        events.put_targets(
+            Rule="video-requested",
+            EventBusName=bus,
+            Targets=[{"Id": "intake", "Arn": self.names.function_arn("intake_event")}],
+        )
+        results_url = sqs.create_queue(QueueName=self.names.results_queue)["QueueUrl"]
+        results_arn = sqs.get_queue_attributes(QueueUrl=results_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(Name="results", EventBusName=bus, EventPattern=json.dumps({"source": ["videogen"]}))
+        events.put_targets(Rule="results", EventBusName=bus, Targets=[{"Id": "results", "Arn": results_arn}])
+        return str(results_url)

@@ -1,0 +1,132 @@
+"""The ``videogen`` command: local mode, the demo, and a CLI for callers of the API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="videogen", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="run the pipeline on this machine (moto, no AWS account)")
+    local_commands = local.add_subparsers(dest="local_command", required=True)
+    serve = local_commands.add_parser("serve", help="serve the local stack until interrupted")
+    serve.add_argument("--port", type=int, default=8787, help="API port (0: any free port)")
+    serve.add_argument("--poll-interval", type=int, default=1, help="seconds between polls (deployed: 30)")
+    serve.add_argument("--max-polls", type=int, default=60)
+    serve.add_argument("--stack-name", default="videogen-local")
+
+    from videogen_local import demo
+
+    demo.add_arguments(commands.add_parser("demo", help="the guide's backpack example, end to end, saved as an MP4"))
+
+    def with_api(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--api", default=os.environ.get("VIDEOGEN_API_URL"), help="API URL (env VIDEOGEN_API_URL)")
+        sub.add_argument("--region", help="AWS region of a deployed API (default: from its URL)")
+        return sub
+
+    submit = with_api("submit", "submit a video request")
+    submit.add_argument("--json", type=Path, help="a request JSON file (fields below override it)")
+    submit.add_argument("--prompt")
+    submit.add_argument("--model")
+    submit.add_argument("--duration", type=int)
+    submit.add_argument("--resolution")
+    submit.add_argument("--aspect-ratio")
+    submit.add_argument("--size")
+    submit.add_argument("--generate-audio", action="store_true", default=None)
+    submit.add_argument("--seed", type=int)
+    submit.add_argument("--reference", action="append", default=[], help="reference image URL (repeatable)")
+    submit.add_argument("--frame", action="append", default=[], help="URL:first_frame or URL:last_frame")
+    status = with_api("status", "show a job")
+    status.add_argument("id")
+    wait = with_api("wait", "wait for a job to end, with a live progress line")
+    wait.add_argument("id")
+    wait.add_argument("--timeout", type=float, default=3600)
+    wait.add_argument("--interval", type=float, default=5)
+    download = with_api("download", "save a completed job's MP4")
+    download.add_argument("id")
+    download.add_argument("-o", "--output", type=Path)
+    with_api("models", "list OpenRouter's video models")
+
+    args = parser.parse_args(argv)
+    if args.command == "local":
+        return serve_local(args)
+    if args.command == "demo":
+        return demo.run_demo(args)
+    return call_api(args)
+
+
+def serve_local(args: argparse.Namespace) -> int:
+    # stdout carries exactly one line (the JSON below): everything the handlers print goes to stderr.
+    ready_line = sys.stdout
+    sys.stdout = sys.stderr
+    from videogen_local.localmode.stack import LocalStack, LocalStackConfig
+
+    config = LocalStackConfig.from_env(
+        poll_interval=args.poll_interval, max_polls=args.max_polls, api_port=args.port, stack_name=args.stack_name
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with LocalStack(config) as stack:
+        ready_line.write(json.dumps(stack.info) + "\n")
+        ready_line.flush()
+        stop.wait()
+        print("stopping the local stack", file=sys.stderr)
+    return 0
+
+
+def call_api(args: argparse.Namespace) -> int:
+    from videogen_local.caller import VideogenApi
+
+    if not args.api:
+        raise SystemExit("pass --api URL (or set VIDEOGEN_API_URL), e.g. the ApiUrl stack output")
+    api = VideogenApi(args.api, args.region)
+    result: Any
+    if args.command == "submit":
+        result = api.submit(build_request(args))
+    elif args.command == "status":
+        result = api.status(args.id)
+    elif args.command == "wait":
+        result = api.wait(args.id, args.timeout, args.interval)
+        print(json.dumps(result, indent=2))
+        return 0 if result["status"] == "completed" else 1
+    elif args.command == "download":
+        output = args.output or Path(f"{args.id}.mp4")
+        result = {"id": args.id, "output_path": str(output), "bytes": api.download(args.id, output)}
+    else:
+        result = api.call("GET", "/models")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    request: dict[str, Any] = json.loads(args.json.read_text()) if args.json else {}
+    for field in ("prompt", "model", "duration", "resolution", "aspect_ratio", "size", "generate_audio", "seed"):
+        value = getattr(args, field)
+        if value is not None:
+            request[field] = value
+    if args.reference:
+        request["input_references"] = [{"type": "image_url", "image_url": {"url": url}} for url in args.reference]
+    if args.frame:
+        frames = []
+        for spec in args.frame:
+            url, _, frame_type = spec.rpartition(":")
+            if frame_type not in ("first_frame", "last_frame") or not url:
+                raise SystemExit(f"--frame wants URL:first_frame or URL:last_frame, got {spec!r}")
+            frames.append({"type": "image_url", "image_url": {"url": url}, "frame_type": frame_type})
+        request["frame_images"] = frames
+    return request
+
+
+if __name__ == "__main__":
+    sys.exit(main())

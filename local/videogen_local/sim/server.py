@@ -1,0 +1,360 @@
+"""An OpenRouter video API simulator: real HTTP on loopback, following the documented API.
+
+* ``POST /api/v1/videos`` → 202 with a *relative* ``polling_url``; 400/404 for values outside the
+  model's capabilities or unknown models; 401 without the key; errors in the ``{"error": {...}}`` envelope.
+* ``GET /api/v1/videos/{id}`` → ``pending`` → ``in_progress`` → ``completed`` over a configurable
+  number of polls, then ``unsigned_urls`` on a *second host* (127.0.0.2) and ``usage.cost``.
+* ``GET /api/v1/videos/{id}/content?index=0`` (key required) and the content host serve a real MP4
+  rendered from the reference image. The content host must never receive the key: every request is
+  recorded so tests can check.
+* Scripted outcomes ride in the prompt so they work across processes: ``[sim:outcome=failed]``
+  (or cancelled / expired / never) and ``[sim:polls=N]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from videogen_local.sim.render import frame_size, render_reference_video
+
+SEEDANCE: dict[str, Any] = {
+    "id": "bytedance/seedance-2.0-fast",
+    "canonical_slug": "bytedance/seedance-2.0-fast",
+    "name": "ByteDance: Seedance 2.0 Fast",
+    "created": 1775000000,
+    "description": "Fast reference-to-video and image-to-video generation.",
+    "supported_durations": list(range(4, 16)),
+    "supported_resolutions": ["480p", "720p"],
+    "supported_aspect_ratios": ["1:1", "3:4", "9:16", "4:3", "16:9", "21:9", "9:21"],
+    "supported_sizes": None,
+    "supported_frame_images": ["first_frame", "last_frame"],
+    "generate_audio": True,
+    "seed": True,
+    "pricing_skus": {"video_tokens": "0.0000014"},
+    "allowed_passthrough_parameters": [],
+    "upscale_factor": None,
+    "creativity": None,
+}
+MODELS: list[dict[str, Any]] = [
+    SEEDANCE,
+    {
+        **SEEDANCE,
+        "id": "google/veo-3.1-fast",
+        "canonical_slug": "google/veo-3.1-fast",
+        "name": "Google: Veo 3.1 Fast",
+        "supported_durations": [4, 6, 8],
+        "supported_resolutions": ["720p", "1080p", "4K"],
+        "supported_aspect_ratios": ["16:9", "9:16"],
+        "supported_sizes": ["1280x720", "1080x1920", "1920x1080", "720x1280"],
+    },
+    {
+        **{key: None for key in SEEDANCE if key.startswith("supported_")},
+        "id": "test/nulls-model",
+        "canonical_slug": "test/nulls-model",
+        "name": "Capabilities unknown",
+        "created": 1775000000,
+        "generate_audio": None,
+        "seed": None,
+        "pricing_skus": None,
+        "allowed_passthrough_parameters": [],
+        "upscale_factor": None,
+        "creativity": None,
+    },
+]
+FAILURE_MESSAGES = {
+    "failed": "Provider rejected the request: content moderation flagged the prompt",
+    "cancelled": "The generation was cancelled by the provider",
+    "expired": "The generated video expired before it was retrieved",
+}
+MARKER = re.compile(r"\[sim:(outcome|polls)=([a-z0-9_]+)\]")
+
+
+@dataclass
+class SimulatorConfig:
+    api_key: str = "sk-sim-local-0000000000000000"
+    polls_to_complete: int = 3
+    render_fps: int = 24
+    max_render_height: int | None = None
+    content_redirect: bool = False
+    cost_per_second: float = 0.05
+    host: str = "127.0.0.1"
+    content_host: str = "127.0.0.2"
+    port: int = 0
+
+
+@dataclass
+class RecordedRequest:
+    server: str  # "api" or "content"
+    method: str
+    host: str
+    path: str
+    headers: dict[str, str]
+    time: float = field(default_factory=time.time)
+
+
+@dataclass
+class SimJob:
+    id: str
+    request: dict[str, Any]
+    outcome: str = "completed"
+    polls_to_complete: int = 3
+    polls: int = 0
+    status: str = "pending"
+    error: str | None = None
+    video: bytes | None = None
+    sha256: str | None = None
+    signature: str = field(default_factory=lambda: secrets.token_hex(8))
+
+
+class OpenRouterSimulator:
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        self.requests: list[RecordedRequest] = []
+        self.jobs: dict[str, SimJob] = {}
+        self.submissions = 0
+        self._lock = threading.Lock()
+        self._api = ThreadingHTTPServer((self.config.host, self.config.port), self._handler("api"))
+        self._content = ThreadingHTTPServer((self.config.content_host, 0), self._handler("content"))
+        self.base_url = f"http://{self.config.host}:{self._api.server_address[1]}"
+        self.content_base_url = f"http://{self.config.content_host}:{self._content.server_address[1]}"
+        self._threads = [
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+            for server in (self._api, self._content)
+        ]
+        for server in (self._api, self._content):
+            server.daemon_threads = True
+
+    def __enter__(self) -> OpenRouterSimulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        for server in (self._api, self._content):
+            server.shutdown()
+            server.server_close()
+
+    # --- API ----------------------------------------------------------------------------------------
+
+    def _submit(self, body: Any) -> tuple[int, dict[str, Any]]:
+        if not isinstance(body, dict):
+            return _error(400, "Invalid request parameters: body must be a JSON object")
+        model_id, prompt = body.get("model"), body.get("prompt")
+        if not model_id or not prompt:
+            return _error(400, "Invalid request parameters: 'model' and 'prompt' are required")
+        model = next((m for m in MODELS if m["id"] == model_id), None)
+        if model is None:
+            return _error(404, f"Model not found: {model_id}")
+        problem = _capability_problem(body, model)
+        if problem:
+            return _error(400, f"Invalid request parameters: {problem}")
+        markers = dict(MARKER.findall(str(prompt)))
+        job = SimJob(
+            id=secrets.token_urlsafe(15)[:20],
+            request=body,
+            outcome=markers.get("outcome", "completed"),
+            polls_to_complete=int(markers.get("polls", self.config.polls_to_complete)),
+        )
+        with self._lock:
+            self.jobs[job.id] = job
+            self.submissions += 1
+        return 202, {
+            "id": job.id,
+            "polling_url": f"/api/v1/videos/{job.id}",
+            "status": "pending",
+            "generation_id": f"gen-{job.id}",
+        }
+
+    def _poll(self, job: SimJob) -> dict[str, Any]:
+        with self._lock:
+            if job.status in ("pending", "in_progress"):
+                job.polls += 1
+                if job.outcome == "never" or job.polls < job.polls_to_complete:
+                    job.status = "pending" if job.polls == 1 else "in_progress"
+                elif job.outcome in FAILURE_MESSAGES:
+                    job.status, job.error = job.outcome, FAILURE_MESSAGES[job.outcome]
+                else:
+                    self._render(job)
+        body: dict[str, Any] = {
+            "id": job.id,
+            "generation_id": f"gen-{job.id}",
+            "polling_url": f"/api/v1/videos/{job.id}",
+            "status": job.status,
+        }
+        if job.status == "completed":
+            body["unsigned_urls"] = [f"{self.content_base_url}/files/{job.id}.mp4?sig={job.signature}"]
+            body["usage"] = {"cost": round(self._seconds(job) * self.config.cost_per_second, 4), "is_byok": False}
+        if job.error:
+            body["error"] = job.error
+        return body
+
+    def _seconds(self, job: SimJob) -> int:
+        return int(job.request.get("duration") or 4)
+
+    def _render(self, job: SimJob) -> None:
+        """Render before the first 'completed' answer, so completed always means downloadable."""
+        try:
+            image = _fetch_image(_reference_url(job.request))
+            width, height = frame_size(
+                job.request.get("resolution"),
+                job.request.get("aspect_ratio"),
+                job.request.get("size"),
+                self.config.max_render_height,
+            )
+            job.video = render_reference_video(
+                image, width=width, height=height, seconds=self._seconds(job), fps=self.config.render_fps
+            )
+            job.sha256 = hashlib.sha256(job.video).hexdigest()
+            job.status = "completed"
+        except Exception as exc:
+            job.status, job.error = "failed", f"could not fetch reference image: {type(exc).__name__}: {exc}"[:500]
+
+    # --- HTTP ---------------------------------------------------------------------------------------
+
+    def _handler(self, server_name: str) -> type[BaseHTTPRequestHandler]:
+        simulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                simulator.requests.append(
+                    RecordedRequest(server_name, self.command, headers.get("host", ""), self.path, headers)
+                )
+                length = int(headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    if server_name == "content":
+                        self._content()
+                    else:
+                        self._api(headers, raw)
+                except BrokenPipeError:
+                    pass
+
+            def _api(self, headers: dict[str, str], raw: bytes) -> None:
+                url = urlsplit(self.path)
+                parts = [p for p in url.path.split("/") if p]
+                if parts[:3] != ["api", "v1", "videos"]:
+                    return self._json(*_error(404, "Resource not found"))
+                if parts[3:] == ["models"] and self.command == "GET":
+                    return self._json(200, {"data": MODELS})
+                auth = headers.get("authorization")
+                if not auth:
+                    return self._json(*_error(401, "Missing Authentication header"))
+                if auth != f"Bearer {simulator.config.api_key}":
+                    return self._json(*_error(401, "Invalid API key"))
+                if parts[3:] == [] and self.command == "POST":
+                    try:
+                        body = json.loads(raw or b"null")
+                    except ValueError:
+                        return self._json(*_error(400, "Invalid request parameters: body is not JSON"))
+                    return self._json(*simulator._submit(body))
+                job = simulator.jobs.get(parts[3]) if len(parts) > 3 else None
+                if job is None:
+                    return self._json(*_error(404, "Resource not found"))
+                if parts[4:] == [] and self.command == "GET":
+                    return self._json(200, simulator._poll(job))
+                if parts[4:] == ["content"] and self.command == "GET":
+                    index = parse_qs(url.query).get("index", ["0"])[0]
+                    if job.video is None or index != "0":
+                        return self._json(*_error(404, "Video content not available"))
+                    if simulator.config.content_redirect:
+                        location = f"{simulator.content_base_url}/files/{job.id}.mp4?sig={job.signature}"
+                        self.send_response(302)
+                        self.send_header("Location", location)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return None
+                    return self._video(job.video)
+                return self._json(*_error(404, "Resource not found"))
+
+            def _content(self) -> None:
+                url = urlsplit(self.path)
+                match = re.fullmatch(r"/files/([^/]+)\.mp4", url.path)
+                job = simulator.jobs.get(match.group(1)) if match else None
+                signature = parse_qs(url.query).get("sig", [""])[0]
+                if job is None or job.video is None or signature != job.signature:
+                    return self._json(404, {"error": {"code": 404, "message": "Not found"}})
+                return self._video(job.video)
+
+            def _video(self, video: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp4")
+                self.send_header("Content-Length", str(len(video)))
+                self.end_headers()
+                for start in range(0, len(video), 64 * 1024):
+                    self.wfile.write(video[start : start + 64 * 1024])
+
+            def _json(self, status: int, body: dict[str, Any]) -> None:
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_DELETE = _serve
+
+        return Handler
+
+
+def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": {"code": status, "message": message, "metadata": None}}
+
+
+def _capability_problem(body: dict[str, Any], model: dict[str, Any]) -> str | None:
+    checks = [
+        ("duration", body.get("duration"), model.get("supported_durations")),
+        ("resolution", body.get("resolution"), model.get("supported_resolutions")),
+        ("aspect_ratio", body.get("aspect_ratio"), model.get("supported_aspect_ratios")),
+        ("size", body.get("size"), model.get("supported_sizes")),
+    ]
+    checks += [
+        ("frame_type", f.get("frame_type"), model.get("supported_frame_images")) for f in body.get("frame_images") or []
+    ]
+    for name, value, allowed in checks:
+        if value is not None and allowed is not None and value not in allowed:
+            return f"{name} {value!r} is not supported by {model['id']}"
+    for flag in ("generate_audio", "seed"):
+        if body.get(flag) not in (None, False) and model.get(flag) is False:
+            return f"{flag} is not supported by {model['id']}"
+    return None
+
+
+def _reference_url(request: dict[str, Any]) -> str:
+    for key in ("input_references", "frame_images"):
+        for item in request.get(key) or []:
+            url = (item.get("image_url") or {}).get("url")
+            if url:
+                return str(url)
+    raise ValueError("the request has no reference image")
+
+
+def _fetch_image(url: str) -> bytes:
+    if url.startswith("data:"):
+        return base64.b64decode(url.split(",", 1)[1])
+    response = httpx.get(url, timeout=10, follow_redirects=True)
+    response.raise_for_status()
+    return response.content

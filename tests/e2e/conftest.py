@@ -1,0 +1,102 @@
+"""End-to-end: the whole pipeline through `videogen local serve`, as a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from tests.conftest import TEST_KEY
+
+VIDEOGEN = Path(sys.executable).with_name("videogen")
+TERMINAL = {"completed", "failed", "cancelled", "expired", "timed_out"}
+
+
+@dataclass
+class Served:
+    info: dict[str, Any]
+    process: subprocess.Popen[str]
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def aws(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.info["aws_endpoint_url"],
+            region_name=self.info["region"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.info['api_url']}{path}", timeout=30, **kwargs)
+
+    def job_record(self, job_id: str) -> dict[str, Any] | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        item = (
+            self.aws("dynamodb")
+            .get_item(TableName=self.info["jobs_table"], Key={"id": {"S": job_id}}, ConsistentRead=True)
+            .get("Item")
+        )
+        return {k: TypeDeserializer().deserialize(v) for k, v in item.items()} if item else None
+
+    def wait_job(self, job_id: str, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job_record(job_id)
+            if job and job["status"] in TERMINAL:
+                return job
+            assert time.monotonic() < deadline, f"{job_id} not finished: {job and job['status']}"
+            time.sleep(0.3)
+
+    def drain_events(self) -> list[dict[str, Any]]:
+        """Move every event from the results queue into ``self.events`` and return them all."""
+        sqs = self.aws("sqs")
+        while batch := sqs.receive_message(
+            QueueUrl=self.info["results_queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages"):
+            for message in batch:
+                self.events.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.info["results_queue_url"], ReceiptHandle=message["ReceiptHandle"])
+        return self.events
+
+
+@pytest.fixture(scope="package")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    log = tmp_path_factory.mktemp("serve") / "stderr.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "AWS_ENDPOINT"))}
+    # A known key for the simulator, so the tests can prove it never leaks.
+    env["VIDEOGEN_SIMULATOR_API_KEY"] = TEST_KEY
+    env["POWERTOOLS_LOG_LEVEL"] = "INFO"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [str(VIDEOGEN), "local", "serve", "--port", "0", "--poll-interval", "0", "--max-polls", "6"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line, f"videogen local serve printed nothing; stderr:\n{log.read_text()}"
+        served = Served(json.loads(line), process)
+        served.info["stderr_log"] = str(log)
+        try:
+            yield served
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
