@@ -50,7 +50,7 @@ template-check: $(STAMP)  ## sam validate --lint, cfn-lint and statelint on the 
 	bash scripts/check_template.sh
 
 unit: $(STAMP)  ## the tests only (no lint, no template checks)
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadscope $(PYTEST_ARGS)
 
 test: lint typecheck template-check unit  ## everything CI runs
 

@@ -39,6 +39,7 @@ class LocalStackConfig:
     simulator_polls_to_complete: int = 3
     simulator_max_render_height: int | None = None
     log_level: str = "WARNING"
+    queue_visibility_seconds: int = LOCAL_VISIBILITY_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -240,7 +241,10 @@ class LocalStack:
         redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
         queue_url = sqs.create_queue(
             QueueName=self.names.queue,
-            Attributes={"VisibilityTimeout": str(LOCAL_VISIBILITY_SECONDS), "RedrivePolicy": json.dumps(redrive)},
+            Attributes={
+                "VisibilityTimeout": str(self.config.queue_visibility_seconds),
+                "RedrivePolicy": json.dumps(redrive),
+            },
         )["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return queue_url, arn
