@@ -66,6 +66,14 @@ def test_s3_references_are_resolved_for_openrouter() -> None:
         ({"prompt": "p", "seed": -1}, "seed"),
         ({"prompt": "p", "input_references": [ref("http://example.com/a.png")]}, "input_references[0].image_url.url"),
         ({"prompt": "p", "input_references": [ref("file:///etc/passwd")]}, "input_references[0].image_url.url"),
+        (
+            {"prompt": "p", "input_references": [ref("https://169.254.169.254/latest")]},
+            "input_references[0].image_url.url",
+        ),
+        (
+            {"prompt": "p", "input_references": [ref("https://user:pw@example.com/a.png")]},
+            "input_references[0].image_url.url",
+        ),
         ({"prompt": "p", "input_references": [ref("ftp://example.com/a.png")]}, "input_references[0].image_url.url"),
         ({"prompt": "p", "input_references": [ref("data:text/html;base64,PGI+")]}, "input_references[0].image_url.url"),
         (
@@ -81,6 +89,22 @@ def test_s3_references_are_resolved_for_openrouter() -> None:
 )
 def test_invalid_requests_name_the_field(payload: dict[str, object], field: str) -> None:
     assert field in rejected_fields(payload)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/a.png",
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.0.0.5/a.png",
+        "https://[::1]/a.png",
+        "https://localhost/a.png",
+        "https://metadata.google.internal/a.png",
+        "https://user:pw@example.com/a.png",
+    ],
+)
+def test_reference_urls_that_only_serve_as_ssrf_probes_are_rejected(url: str) -> None:
+    assert rejected_fields({"prompt": "p", "input_references": [ref(url)]}) == ["input_references[0].image_url.url"]
 
 
 def test_duplicate_frame_types_are_rejected() -> None:
