@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--max-polls", type=int, default=60)
     serve.add_argument("--stack-name", default="videogen-local")
 
+    redrive = commands.add_parser("redrive", help="move dead-lettered submit messages back to the submit queue")
+    redrive.add_argument("--dlq-url", required=True, help="the DeadLetterQueueUrl stack output")
+    redrive.add_argument("--queue-url", required=True, help="the SubmitQueueUrl stack output")
+    redrive.add_argument("--endpoint-url", help="AWS endpoint (local mode: aws_endpoint_url of local serve)")
+    redrive.add_argument("--limit", type=int, help="move at most this many messages")
+
     from videogen_local import demo
 
     demo.add_arguments(commands.add_parser("demo", help="the guide's backpack example, end to end, saved as an MP4"))
@@ -62,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         return serve_local(args)
     if args.command == "demo":
         return demo.run_demo(args)
+    if args.command == "redrive":
+        import boto3
+
+        from videogen_local.redrive import redrive as move
+
+        sqs = boto3.client("sqs", endpoint_url=args.endpoint_url)
+        print(json.dumps({"moved": move(sqs, args.dlq_url, args.queue_url, args.limit)}))
+        return 0
     return call_api(args)
 
 

@@ -120,3 +120,40 @@ def test_front_door_invokes_the_api_function(stack: tuple[LocalStack, Path]) -> 
     response = httpx.get(f"{local.info['api_url']}/videos/abc")
     assert response.status_code == 200 and response.json() == {"echo": "/videos/abc"}
     assert httpx.post(f"{local.info['api_url']}/videos", content=b"x" * (1024 * 1024 + 1)).status_code == 413
+
+
+def test_redrive_moves_dead_letters_back(stack: tuple[LocalStack, Path]) -> None:
+    import subprocess
+    import sys
+
+    local, _ = stack
+    sqs = client(local, "sqs")
+    dlq = sqs.create_queue(QueueName="standin-redrive-dlq")["QueueUrl"]
+    target = sqs.create_queue(QueueName="standin-redrive-target")["QueueUrl"]
+    for index in range(12):
+        sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"job_id": f"j{index}"}))
+    videogen = Path(sys.executable).with_name("videogen")
+    result = subprocess.run(
+        [
+            str(videogen),
+            "redrive",
+            "--dlq-url",
+            dlq,
+            "--queue-url",
+            target,
+            "--endpoint-url",
+            local.info["aws_endpoint_url"],
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    assert json.loads(result.stdout) == {"moved": 12}
+    moved = []
+    while batch := sqs.receive_message(QueueUrl=target, MaxNumberOfMessages=10).get("Messages"):
+        moved += [json.loads(m["Body"])["job_id"] for m in batch]
+        for m in batch:
+            sqs.delete_message(QueueUrl=target, ReceiptHandle=m["ReceiptHandle"])
+    assert sorted(moved) == sorted(f"j{i}" for i in range(12))
+    assert sqs.receive_message(QueueUrl=dlq).get("Messages") is None
