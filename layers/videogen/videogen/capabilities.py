@@ -35,7 +35,7 @@ def check_capabilities(request: VideoRequest, model: VideoModel) -> None:
     if request.seed is not None and model.seed is False:
         errors.append(FieldError("seed", f"{model.id} does not accept a seed"))
     if errors:
-        raise RequestRejected(f"request does not fit the capabilities of {model.id}", errors)
+        raise RequestRejected(f"request does not fit the capabilities of {model.id}", errors, reason="capabilities")
 
 
 class ModelCatalog:
@@ -72,5 +72,6 @@ class ModelCatalog:
             raise RequestRejected(
                 f"unknown model {request.model!r}",
                 [FieldError("model", f"{request.model!r} is not an OpenRouter video model")],
+                reason="capabilities",
             )
         check_capabilities(request, model)

@@ -8,7 +8,7 @@ import httpx
 
 from videogen.errors import NotAnMp4, OpenRouterError, OpenRouterUnavailable, TransientError, VideoTooLarge
 from videogen.models import Job, JobStatus, VideoObject
-from videogen.observability import MetricUnit, logger, metrics
+from videogen.observability import Metric, emit, logger
 from videogen.outcome import finish_job
 from videogen.services import Services
 from videogen.storage import StoredObject
@@ -51,8 +51,8 @@ def download_job(
     else:  # pragma: no cover - the loop always breaks or returns
         raise AssertionError("no download candidate")
     elapsed = time.monotonic() - started
-    metrics.add_metric(name="DownloadBytes", unit=MetricUnit.Bytes, value=stored.bytes)
-    metrics.add_metric(name="DownloadSeconds", unit=MetricUnit.Seconds, value=elapsed)
+    emit(Metric.DOWNLOAD_BYTES, stored.bytes)
+    emit(Metric.DOWNLOAD_SECONDS, elapsed)
     logger.info("video stored", extra={"job_id": job_id, "s3_uri": stored.s3_uri, "bytes": stored.bytes})
     video = VideoObject(
         s3_uri=stored.s3_uri, bytes=stored.bytes, sha256=stored.sha256, content_type=stored.content_type

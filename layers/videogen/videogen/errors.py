@@ -18,6 +18,7 @@ class RequestRejected(Exception):
     message: str
     errors: list[FieldError] = field(default_factory=list)
     status_code: int = 422
+    reason: str = "invalid_request"  # low-cardinality category, a metric dimension
 
     def __str__(self) -> str:
         return self.message
@@ -57,6 +58,15 @@ class OpenRouterUnavailable(TransientError):
 
     For a submit this means "known not accepted": it is safe to try again later.
     """
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+    @property
+    def http_status(self) -> str:
+        """The last HTTP status seen, or "network" when none came back (a metric dimension)."""
+        return str(self.status_code) if self.status_code else "network"
 
 
 class SubmissionOutcomeUnknown(Exception):

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from videogen.errors import FieldError, RequestRejected
 from videogen.events import DetailType
 from videogen.models import Door, Job, JobStatus, VideoRequest
-from videogen.observability import MetricUnit, logger, metrics
+from videogen.observability import Metric, emit, logger
 from videogen.services import Services, new_job_id
 
 MAX_REQUEST_BYTES = 400 * 1024
@@ -24,21 +24,33 @@ MAX_REQUEST_BYTES = 400 * 1024
 def parse_request(payload: str | bytes | dict[str, Any] | None) -> VideoRequest:
     """Caller JSON → VideoRequest, or RequestRejected naming every offending field."""
     if payload is None or payload in ("", b""):
-        raise RequestRejected("request body is empty", [FieldError("body", "a JSON object is required")], 400)
+        raise RequestRejected(
+            "request body is empty", [FieldError("body", "a JSON object is required")], 400, reason="malformed"
+        )
     if isinstance(payload, str | bytes):
         if len(payload) > MAX_REQUEST_BYTES:
-            raise RequestRejected("request too large", [FieldError("body", f"at most {MAX_REQUEST_BYTES} bytes")], 413)
+            raise RequestRejected(
+                "request too large", [FieldError("body", f"at most {MAX_REQUEST_BYTES} bytes")], 413, reason="too_large"
+            )
         try:
             payload = json.loads(payload)
         except ValueError as exc:
-            raise RequestRejected("request body is not valid JSON", [FieldError("body", str(exc))], 400) from None
+            raise RequestRejected(
+                "request body is not valid JSON", [FieldError("body", str(exc))], 400, reason="malformed"
+            ) from None
     if not isinstance(payload, dict):
-        raise RequestRejected("request must be a JSON object", [FieldError("body", "expected an object")], 400)
+        raise RequestRejected(
+            "request must be a JSON object", [FieldError("body", "expected an object")], 400, reason="malformed"
+        )
     try:
         return VideoRequest.model_validate(payload)
     except ValidationError as exc:
         errors = [FieldError(_field_path(err["loc"]), err["msg"]) for err in exc.errors(include_url=False)]
         raise RequestRejected("request validation failed", errors, 422) from None
+
+
+def _malformed(message: str, detail: str) -> RequestRejected:
+    return RequestRejected(message, [FieldError("body", detail)], 400, reason="malformed")
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -66,7 +78,7 @@ def accept(
                 services.storage.check_reference(frame.image_url.url, f"frame_images[{index}].image_url.url")
         services.catalog.validate(request)
     except RequestRejected as rejected:
-        metrics.add_metric(name="JobsRejected", unit=MetricUnit.Count, value=1)
+        emit(Metric.JOBS_REJECTED, door=door.value, reason=rejected.reason)
         logger.info(
             "request rejected",
             extra={"door": door.value, "reason": rejected.message, "fields": [e.field for e in rejected.errors]},
@@ -83,7 +95,7 @@ def accept(
         raise
     logger.append_keys(job_id=job.id)
     logger.info("job accepted", extra={"door": door.value, "model": request.model})
-    metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=1)
+    emit(Metric.JOBS_ACCEPTED, door=door.value)
     return job
 
 

@@ -1,15 +1,18 @@
-"""The one Logger and Metrics of the service; every module and handler imports these.
+"""The service's Logger and its metric catalogue; every module and handler imports these.
 
 Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE so the
-template controls them; the defaults keep tests and local mode readable.
+template controls them. Every custom metric is declared once in ``Metric`` with its unit and its
+(low-cardinality) dimensions: the CloudWatch dashboard in template.yaml charts exactly these, and
+tests/e2e checks the dashboard against what an end-to-end run really emits.
 """
 
 from __future__ import annotations
 
 import os
+from enum import Enum
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "videogen")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "videogen")
@@ -17,4 +20,41 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "videogen")
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
-__all__ = ["MetricUnit", "logger", "metrics"]
+
+class Metric(Enum):
+    """name, unit, dimensions (besides ``service``)."""
+
+    JOBS_ACCEPTED = ("JobsAccepted", MetricUnit.Count, ("door",))
+    JOBS_REJECTED = ("JobsRejected", MetricUnit.Count, ("door", "reason"))
+    JOBS_SUBMITTED = ("JobsSubmitted", MetricUnit.Count, ())
+    POLLS = ("Polls", MetricUnit.Count, ("openrouter_status",))
+    JOBS_COMPLETED = ("JobsCompleted", MetricUnit.Count, ())
+    JOBS_FAILED = ("JobsFailed", MetricUnit.Count, ("status",))
+    END_TO_END_SECONDS = ("EndToEndSeconds", MetricUnit.Seconds, ())
+    GENERATION_SECONDS = ("GenerationSeconds", MetricUnit.Seconds, ())
+    DOWNLOAD_BYTES = ("DownloadBytes", MetricUnit.Bytes, ())
+    DOWNLOAD_SECONDS = ("DownloadSeconds", MetricUnit.Seconds, ())
+    OPENROUTER_ERRORS = ("OpenRouterErrors", MetricUnit.Count, ("http_status",))
+    COST_USD = ("CostUSD", MetricUnit.NoUnit, ())
+
+    @property
+    def metric_name(self) -> str:
+        name: str = self.value[0]
+        return name
+
+
+def emit(metric: Metric, value: float = 1, **dimensions: str) -> None:
+    name, unit, dimension_names = metric.value
+    if set(dimensions) != set(dimension_names):
+        raise ValueError(f"{name} takes dimensions {dimension_names}, got {sorted(dimensions)}")
+    if not dimension_names:
+        metrics.add_metric(name=name, unit=unit, value=value)
+        return
+    # A metric with its own dimensions is flushed on its own, so it does not drag them onto the others.
+    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as single:
+        single.add_dimension(name="service", value=SERVICE)
+        for key in dimension_names:
+            single.add_dimension(name=key, value=dimensions[key] or "unknown")
+
+
+__all__ = ["Metric", "MetricUnit", "emit", "logger", "metrics"]

@@ -122,6 +122,7 @@ class OpenRouterClient:
         self, method: str, url: str, *, idempotent: bool, json: Any = None, stream: bool = False
     ) -> httpx.Response:
         last_problem = ""
+        last_status: int | None = None
         for attempt in range(1, self._max_attempts + 1):
             try:
                 response = self._send_following_redirects(method, url, json=json, stream=stream)
@@ -146,13 +147,13 @@ class OpenRouterClient:
                     raise SubmissionOutcomeUnknown(
                         f"OpenRouter answered HTTP {response.status_code} without an error body"
                     ) from None
-                last_problem = str(error)
+                last_problem, last_status = str(error), response.status_code
                 if attempt < self._max_attempts:
                     self._sleep(self._delay(attempt, response.headers.get("retry-after")))
                 continue
             if attempt < self._max_attempts:
                 self._sleep(self._delay(attempt, None))
-        raise OpenRouterUnavailable(f"gave up after {self._max_attempts} attempts: {last_problem}")
+        raise OpenRouterUnavailable(f"gave up after {self._max_attempts} attempts: {last_problem}", last_status)
 
     def _send_following_redirects(self, method: str, url: str, *, json: Any, stream: bool) -> httpx.Response:
         for _ in range(MAX_REDIRECTS + 1):

@@ -7,9 +7,11 @@ missing event while a repeat after success publishes nothing.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from videogen.events import DetailType, outcome_detail
 from videogen.models import Job, JobStatus, Usage, VideoObject
-from videogen.observability import MetricUnit, logger, metrics
+from videogen.observability import Metric, emit, logger
 from videogen.services import Services
 
 
@@ -31,11 +33,23 @@ def finish_job(
     detail_type = DetailType.COMPLETED if job.status is JobStatus.COMPLETED else DetailType.FAILED
     services.publisher.publish(detail_type, outcome_detail(job))
     services.store.mark_event_published(job_id)
-    if job.status is JobStatus.COMPLETED:
-        metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
-    else:
-        metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
-    if job.usage and job.usage.cost is not None:
-        metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=job.usage.cost)
+    record_outcome_metrics(job)
     logger.info("job finished", extra={"job_id": job_id, "status": job.status.value, "error": job.error})
     return job
+
+
+def record_outcome_metrics(job: Job) -> None:
+    if job.status is JobStatus.COMPLETED:
+        emit(Metric.JOBS_COMPLETED)
+        finished = _parse(job.finished_at)
+        emit(Metric.END_TO_END_SECONDS, (finished - _parse(job.created_at)).total_seconds())
+        if job.submitted_at:
+            emit(Metric.GENERATION_SECONDS, (finished - _parse(job.submitted_at)).total_seconds())
+    else:
+        emit(Metric.JOBS_FAILED, status=job.status.value)
+    if job.usage and job.usage.cost is not None:
+        emit(Metric.COST_USD, job.usage.cost)
+
+
+def _parse(timestamp: str | None) -> datetime:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")) if timestamp else datetime.now(UTC)

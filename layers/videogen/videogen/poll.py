@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from videogen.errors import OpenRouterError, OpenRouterUnavailable, TransientError
 from videogen.models import PollResult
-from videogen.observability import MetricUnit, logger, metrics
+from videogen.observability import Metric, emit, logger
 from videogen.services import Services
+
+# OpenRouter's documented statuses; anything else is counted as "other" to keep the dimension small.
+KNOWN_STATUSES = frozenset({"pending", "in_progress", "completed", "failed", "cancelled", "expired"})
 
 
 def poll_job(
@@ -15,16 +18,16 @@ def poll_job(
         polled = services.openrouter.get_job(polling_url, openrouter_job_id)
     except OpenRouterUnavailable as exc:
         # Step Functions matches Retry on the error's exact class name, so transient means TransientError.
-        metrics.add_metric(name="OpenRouterErrors", unit=MetricUnit.Count, value=1)
+        emit(Metric.OPENROUTER_ERRORS, http_status=exc.http_status)
         raise TransientError(str(exc)) from None
     except OpenRouterError as exc:
-        metrics.add_metric(name="OpenRouterErrors", unit=MetricUnit.Count, value=1)
+        emit(Metric.OPENROUTER_ERRORS, http_status=str(exc.status_code))
         if exc.retryable:
             raise TransientError(str(exc)) from None
         raise
     count = poll_count + 1
     job = services.store.record_poll(job_id, polled)
-    metrics.add_metric(name="Polls", unit=MetricUnit.Count, value=1)
+    emit(Metric.POLLS, openrouter_status=polled.status if polled.status in KNOWN_STATUSES else "other")
     logger.info("polled", extra={"job_id": job_id, "openrouter_status": polled.status, "poll_count": count})
     if job is None:
         # The job already ended (e.g. cancelled by its caller): route to the matching terminal branch,

@@ -47,7 +47,7 @@ class VideoStorage:
         try:
             bucket, key = parse_s3_uri(uri)
         except ValueError as exc:
-            raise RequestRejected("invalid reference URI", [FieldError(field, str(exc))]) from None
+            raise RequestRejected("invalid reference URI", [FieldError(field, str(exc))], reason="reference") from None
         if bucket != self.bucket or not key.startswith(REFERENCES_PREFIX):
             raise RequestRejected(
                 "reference outside the service bucket's references/",
@@ -61,7 +61,9 @@ class VideoStorage:
             client("s3").head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                raise RequestRejected("reference not found", [FieldError(field, f"{uri} does not exist")]) from None
+                raise RequestRejected(
+                    "reference not found", [FieldError(field, f"{uri} does not exist")], reason="reference"
+                ) from None
             raise
 
     def resolve_reference(self, url: str) -> str:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from videogen.errors import OpenRouterError, OpenRouterUnavailable, SubmissionOutcomeUnknown, TransientError
 from videogen.jobs import Claim
 from videogen.models import Job, JobStatus, WorkflowInput
-from videogen.observability import MetricUnit, logger, metrics
+from videogen.observability import Metric, emit, logger
 from videogen.outcome import finish_job
 from videogen.services import Services
 
@@ -70,11 +70,11 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
     try:
         accepted = services.openrouter.submit(body)
     except OpenRouterError as exc:
-        metrics.add_metric(name="OpenRouterErrors", unit=MetricUnit.Count, value=1)
+        emit(Metric.OPENROUTER_ERRORS, http_status=str(exc.status_code))
         finish_job(services, job_id, JobStatus.FAILED, error=f"OpenRouter rejected the request: {exc.message}")
         return SubmitResult.FAILED
     except OpenRouterUnavailable as exc:
-        metrics.add_metric(name="OpenRouterErrors", unit=MetricUnit.Count, value=1)
+        emit(Metric.OPENROUTER_ERRORS, http_status=exc.http_status)
         attempts = store.release_claim(job_id, str(exc))
         if attempts >= services.settings.max_submit_attempts:
             finish_job(
@@ -90,7 +90,7 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
     job = store.mark_submitted(job_id, accepted, polling_url)
     logger.append_keys(openrouter_job_id=accepted.id)
     logger.info("job submitted to OpenRouter")
-    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    emit(Metric.JOBS_SUBMITTED)
     start_workflow(services, job)
     return SubmitResult.SUBMITTED
 
