@@ -81,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve_local(args: argparse.Namespace) -> int:
     # stdout carries exactly one line (the JSON below): everything the handlers print goes to stderr.
+    from videogen_local.localmode.output import LineWriter
+
     ready_line = sys.stdout
-    sys.stdout = sys.stderr
+    sys.stdout = LineWriter(sys.stderr)  # type: ignore[assignment]
     from videogen_local.localmode.stack import LocalStack, LocalStackConfig
 
     config = LocalStackConfig.from_env(

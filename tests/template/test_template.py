@@ -282,7 +282,8 @@ def test_environment(functions: dict[str, dict[str, Any]]) -> None:
         assert env["BUCKET"] == {"Fn::Sub": BUCKET_NAME_SUB}, logical_id
         assert env["QUEUE_URL"] == {"Ref": "SubmitQueue"}
         assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
-        assert env["POWERTOOLS_SERVICE_NAME"] == env["POWERTOOLS_METRICS_NAMESPACE"] == "videogen"
+        assert env["POWERTOOLS_SERVICE_NAME"] == "videogen"
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "AWS::StackName"}  # the dashboard's namespace
         if logical_id in SECRET_READERS:
             assert env["OPENROUTER_API_KEY_SECRET"] == {"Ref": "OpenRouterApiKeySecret"}, logical_id
         else:

@@ -95,6 +95,10 @@ class LocalStack:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
         endpoint = f"http://127.0.0.1:{port}"
+        # moto's state lives in this process, not in the server: start from a clean slate.
+        import httpx
+
+        httpx.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
 
         base_url, api_key = self._openrouter()
         self._set_env(
@@ -116,7 +120,7 @@ class LocalStack:
                 "MAX_POLLS": str(self.config.max_polls),
                 "DEFAULT_MODEL": "bytedance/seedance-2.0-fast",
                 "POWERTOOLS_SERVICE_NAME": "videogen",
-                "POWERTOOLS_METRICS_NAMESPACE": "videogen",
+                "POWERTOOLS_METRICS_NAMESPACE": self.config.stack_name,  # as deployed: one namespace per stack
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", self.config.log_level),
                 **self.config.extra_env,
             }

@@ -8,7 +8,7 @@
   rendered from the reference image. The content host must never receive the key: every request is
   recorded so tests can check.
 * Scripted outcomes ride in the prompt so they work across processes: ``[sim:outcome=failed]``
-  (or cancelled / expired / never) and ``[sim:polls=N]``.
+  (or cancelled / expired / never), ``[sim:polls=N]`` and ``[sim:reject=402]`` (refuse the submission).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ FAILURE_MESSAGES = {
     "cancelled": "The generation was cancelled by the provider",
     "expired": "The generated video expired before it was retrieved",
 }
-MARKER = re.compile(r"\[sim:(outcome|polls)=([a-z0-9_]+)\]")
+MARKER = re.compile(r"\[sim:(outcome|polls|reject)=([a-z0-9_]+)\]")
 
 
 @dataclass
@@ -167,6 +167,15 @@ class OpenRouterSimulator:
         if problem:
             return _error(400, f"Invalid request parameters: {problem}")
         markers = dict(MARKER.findall(str(prompt)))
+        if "reject" in markers:  # e.g. [sim:reject=402]: OpenRouter refuses the submission
+            code = int(markers["reject"])
+            return _error(
+                code,
+                {
+                    402: "Insufficient credits. Add more using https://openrouter.ai/credits",
+                    403: "Request blocked by guardrail",
+                }.get(code, "Request rejected"),
+            )
         job = SimJob(
             id=secrets.token_urlsafe(15)[:20],
             request=body,

@@ -1,0 +1,52 @@
+"""What operators will see: the metrics an end-to-end run really emits (EMF on the handlers' output)
+are exactly the catalogue that the dashboard charts (tests/template/test_dashboard.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Served
+from tests.support.images import reference_data_url
+from videogen.observability import Metric
+
+pytestmark = pytest.mark.e2e
+
+
+def emitted(log_text: str) -> dict[str, set[frozenset[str]]]:
+    """Metric name → the dimension sets it was emitted with, from the EMF lines of the log."""
+    found: dict[str, set[frozenset[str]]] = {}
+    for line in log_text.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        directive = json.loads(line)["_aws"]["CloudWatchMetrics"][0]
+        for metric in directive["Metrics"]:
+            for dimensions in directive["Dimensions"]:
+                found.setdefault(metric["Name"], set()).add(frozenset(dimensions) - {"service"})
+    return found
+
+
+def test_an_end_to_end_run_emits_every_catalogued_metric(served: Served) -> None:
+    def request(prompt: str, **extra: Any) -> dict[str, Any]:
+        ref = [{"type": "image_url", "image_url": {"url": reference_data_url()}}]
+        return {"prompt": prompt, "resolution": "480p", "input_references": ref, **extra}
+
+    jobs = [
+        served.api("POST", "/videos", json=request("observability: completes")).json()["id"],
+        served.api("POST", "/videos", json=request("observability: fails [sim:outcome=failed]")).json()["id"],
+        served.api("POST", "/videos", json=request("observability: refused [sim:reject=402]")).json()["id"],
+    ]
+    assert served.api("POST", "/videos", json=request("observability: invalid", duration=1)).status_code == 422
+    outcomes = [served.wait_job(job_id)["status"] for job_id in jobs]
+    assert outcomes == ["completed", "failed", "failed"]
+    refused = served.job_record(jobs[2])
+    assert refused is not None and "Insufficient credits" in refused["error"]
+
+    with open(served.info["stderr_log"]) as log:
+        seen = emitted(log.read())
+    catalogue = {metric.metric_name: frozenset(metric.value[2]) for metric in Metric}
+    assert set(seen) == set(catalogue), f"missing: {set(catalogue) - set(seen)}, unknown: {set(seen) - set(catalogue)}"
+    for name, dimension_sets in seen.items():
+        assert dimension_sets == {catalogue[name]}, (name, dimension_sets)
