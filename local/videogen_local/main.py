@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     redrive.add_argument("--endpoint-url", help="AWS endpoint (local mode: aws_endpoint_url of local serve)")
     redrive.add_argument("--limit", type=int, help="move at most this many messages")
 
-    from videogen_local import demo
+    from videogen_local import chaos, demo
+
+    chaos.add_arguments(commands.add_parser("chaos", help="many jobs through local serve with injected faults"))
 
     demo.add_arguments(commands.add_parser("demo", help="the guide's backpack example, end to end, saved as an MP4"))
 
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve_local(args)
     if args.command == "demo":
         return demo.run_demo(args)
+    if args.command == "chaos":
+        return chaos.run(args)
     if args.command == "redrive":
         import boto3
 

@@ -38,6 +38,8 @@ class LocalStackConfig:
     simulator_api_key: str = SIMULATOR_KEY
     simulator_polls_to_complete: int = 3
     simulator_max_render_height: int | None = None
+    simulator_fault_rate: float = 0.0
+    simulator_fault_seed: int | None = None
     log_level: str = "WARNING"
     queue_visibility_seconds: int = LOCAL_VISIBILITY_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -52,6 +54,13 @@ class LocalStackConfig:
         config = cls(openrouter_base_url=base, openrouter_api_key=key, **overrides)
         if os.environ.get("VIDEOGEN_SIMULATOR_API_KEY"):
             config.simulator_api_key = os.environ["VIDEOGEN_SIMULATOR_API_KEY"]
+        # Chaos runs: the simulator fails this share of calls on every edge (see sim/server.py FAULTS).
+        if os.environ.get("VIDEOGEN_SIM_FAULT_RATE"):
+            config.simulator_fault_rate = float(os.environ["VIDEOGEN_SIM_FAULT_RATE"])
+        if os.environ.get("VIDEOGEN_SIM_FAULT_SEED"):
+            config.simulator_fault_seed = int(os.environ["VIDEOGEN_SIM_FAULT_SEED"])
+        if os.environ.get("VIDEOGEN_SIM_RENDER_HEIGHT"):
+            config.simulator_max_render_height = int(os.environ["VIDEOGEN_SIM_RENDER_HEIGHT"])
         return config
 
 
@@ -219,6 +228,8 @@ class LocalStack:
                 api_key=self.config.simulator_api_key,
                 polls_to_complete=self.config.simulator_polls_to_complete,
                 max_render_height=self.config.simulator_max_render_height,
+                fault_rate=self.config.simulator_fault_rate,
+                fault_seed=self.config.simulator_fault_seed,
             )
         )
         self.simulator.start()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 import re
 import secrets
 import threading
@@ -78,6 +79,14 @@ FAILURE_MESSAGES = {
     "cancelled": "The generation was cancelled by the provider",
     "expired": "The generated video expired before it was retrieved",
 }
+# What can go wrong where. Submit faults are "known not accepted" (429, 5xx with an error body) or
+# "outcome unknown" (slow, dropped after the job was created); the pipeline must handle each correctly.
+FAULTS: dict[str, tuple[str, ...]] = {
+    "submit": ("429", "500", "503", "slow", "drop"),
+    "poll": ("429", "500", "502", "503", "slow", "drop"),
+    "content": ("500", "503", "slow", "drop", "truncate"),
+    "outcome": ("failed", "cancelled", "expired"),
+}
 MARKER = re.compile(r"\[sim:(outcome|polls|reject)=([a-z0-9_]+)\]")
 
 
@@ -92,6 +101,12 @@ class SimulatorConfig:
     host: str = "127.0.0.1"
     content_host: str = "127.0.0.2"
     port: int = 0
+    # Fault injection: each request to an endpoint in fault_endpoints fails with this probability, with a
+    # fault kind drawn from FAULTS[endpoint]; the same rate turns jobs into failed/cancelled/expired ones.
+    fault_rate: float = 0.0
+    fault_seed: int | None = None
+    fault_endpoints: tuple[str, ...] = ("submit", "poll", "content", "outcome")
+    slow_seconds: float = 3.0  # a "slow" fault answers after this long: past the client's time-out in chaos runs
 
 
 @dataclass
@@ -124,6 +139,8 @@ class OpenRouterSimulator:
         self.requests: list[RecordedRequest] = []
         self.jobs: dict[str, SimJob] = {}
         self.submissions = 0
+        self.faults: dict[str, int] = {}
+        self._random = random.Random(self.config.fault_seed)
         self._lock = threading.Lock()
         self._api = ThreadingHTTPServer((self.config.host, self.config.port), self._handler("api"))
         self._content = ThreadingHTTPServer((self.config.content_host, 0), self._handler("content"))
@@ -152,6 +169,37 @@ class OpenRouterSimulator:
             server.shutdown()
             server.server_close()
 
+    # --- faults -------------------------------------------------------------------------------------
+
+    def fault(self, endpoint: str) -> str | None:
+        """Draw whether this request fails, and how (counted in ``faults`` as "endpoint:kind")."""
+        if self.config.fault_rate <= 0 or endpoint not in self.config.fault_endpoints:
+            return None
+        with self._lock:
+            if self._random.random() >= self.config.fault_rate:
+                return None
+            kind = self._random.choice(FAULTS[endpoint])
+            key = f"{endpoint}:{kind}"
+            self.faults[key] = self.faults.get(key, 0) + 1
+            return kind
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for chaos runs: submissions per prompt reveal any duplicate POST of one job."""
+        with self._lock:
+            prompts: dict[str, int] = {}
+            for job in self.jobs.values():
+                prompt = str(job.request.get("prompt"))
+                prompts[prompt] = prompts.get(prompt, 0) + 1
+            return {
+                "submissions": self.submissions,
+                "duplicate_submissions": sum(count - 1 for count in prompts.values() if count > 1),
+                "faults": dict(sorted(self.faults.items())),
+                "jobs": {
+                    job.id: {"prompt": job.request.get("prompt"), "status": job.status, "sha256": job.sha256}
+                    for job in self.jobs.values()
+                },
+            }
+
     # --- API ----------------------------------------------------------------------------------------
 
     def _submit(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -176,10 +224,11 @@ class OpenRouterSimulator:
                     403: "Request blocked by guardrail",
                 }.get(code, "Request rejected"),
             )
+        outcome = markers.get("outcome") or self.fault("outcome") or "completed"
         job = SimJob(
             id=secrets.token_urlsafe(15)[:20],
             request=body,
-            outcome=markers.get("outcome", "completed"),
+            outcome=outcome,
             polls_to_complete=int(markers.get("polls", self.config.polls_to_complete)),
         )
         with self._lock:
@@ -259,12 +308,42 @@ class OpenRouterSimulator:
                         self._content()
                     else:
                         self._api(headers, raw)
-                except BrokenPipeError:
+                except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def _inject(self, endpoint: str, on_time: Any = None) -> bool:
+                """Apply a fault to this request if one is drawn; True if the request was answered by it.
+                ``on_time`` runs before a slow or dropped answer (e.g. a submit that did create the job)."""
+                kind = simulator.fault(endpoint)
+                if kind is None or kind == "truncate":
+                    self._truncate = kind == "truncate"
+                    return False
+                if kind in ("slow", "drop"):
+                    if on_time is not None:
+                        on_time()
+                    if kind == "slow":
+                        time.sleep(simulator.config.slow_seconds)
+                    self.close_connection = True
+                    return True
+                status = int(kind)
+                message = {
+                    429: "Rate limit exceeded",
+                    500: "Internal Server Error",
+                    502: "Provider returned error",
+                    503: "No available provider",
+                }[status]
+                status_body = _error(status, message)
+                if status == 429:
+                    self._json(*status_body, headers={"Retry-After": "1"})
+                else:
+                    self._json(*status_body)
+                return True
 
             def _api(self, headers: dict[str, str], raw: bytes) -> None:
                 url = urlsplit(self.path)
                 parts = [p for p in url.path.split("/") if p]
+                if url.path == "/_sim/stats":  # test hook: not part of OpenRouter's API
+                    return self._json(200, simulator.stats())
                 if parts[:3] != ["api", "v1", "videos"]:
                     return self._json(*_error(404, "Resource not found"))
                 if parts[3:] == ["models"] and self.command == "GET":
@@ -279,13 +358,20 @@ class OpenRouterSimulator:
                         body = json.loads(raw or b"null")
                     except ValueError:
                         return self._json(*_error(400, "Invalid request parameters: body is not JSON"))
+                    # A slow or dropped submit still creates the job: the caller cannot know it was accepted.
+                    if self._inject("submit", on_time=lambda: simulator._submit(body)):
+                        return None
                     return self._json(*simulator._submit(body))
                 job = simulator.jobs.get(parts[3]) if len(parts) > 3 else None
                 if job is None:
                     return self._json(*_error(404, "Resource not found"))
                 if parts[4:] == [] and self.command == "GET":
+                    if self._inject("poll"):
+                        return None
                     return self._json(200, simulator._poll(job))
                 if parts[4:] == ["content"] and self.command == "GET":
+                    if self._inject("content"):
+                        return None
                     index = parse_qs(url.query).get("index", ["0"])[0]
                     if job.video is None or index != "0":
                         return self._json(*_error(404, "Video content not available"))
@@ -306,6 +392,8 @@ class OpenRouterSimulator:
                 signature = parse_qs(url.query).get("sig", [""])[0]
                 if job is None or job.video is None or signature != job.signature:
                     return self._json(404, {"error": {"code": 404, "message": "Not found"}})
+                if self._inject("content"):
+                    return None
                 return self._video(job.video)
 
             def _video(self, video: bytes) -> None:
@@ -313,12 +401,18 @@ class OpenRouterSimulator:
                 self.send_header("Content-Type", "video/mp4")
                 self.send_header("Content-Length", str(len(video)))
                 self.end_headers()
-                for start in range(0, len(video), 64 * 1024):
-                    self.wfile.write(video[start : start + 64 * 1024])
+                # A truncated download announces the full length and stops half-way.
+                end = len(video) // 2 if getattr(self, "_truncate", False) else len(video)
+                for start in range(0, end, 64 * 1024):
+                    self.wfile.write(video[start : min(end, start + 64 * 1024)])
+                if end < len(video):
+                    self.close_connection = True
 
-            def _json(self, status: int, body: dict[str, Any]) -> None:
+            def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 payload = json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

@@ -1,0 +1,217 @@
+"""`videogen chaos`: many jobs through `videogen local serve` while the OpenRouter simulator fails a share
+of the calls on every edge (429 with Retry-After, 5xx, time-outs, dropped connections, truncated downloads,
+failed / cancelled / expired jobs). The figures show whether every job still ends exactly once.
+
+Pass criteria (``passed`` in the figures): every accepted job has exactly one terminal status and exactly
+one result event, the simulator saw no duplicate submission, and every completed job's S3 object decodes
+and matches the sha256 of the video the simulator rendered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+
+TERMINAL = {"completed", "failed", "cancelled", "expired", "timed_out"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--fault-rate", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--concurrency", type=int, default=8, help="parallel callers submitting jobs")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for every job to end")
+
+
+def run(args: argparse.Namespace) -> int:
+    figures = run_chaos(args.jobs, args.fault_rate, args.seed, args.concurrency, args.timeout)
+    print(json.dumps(figures, indent=2))
+    return 0 if figures["passed"] else 1
+
+
+def _reference() -> str:
+    from videogen_local.sim.render import backpack_png
+
+    return "data:image/png;base64," + base64.b64encode(backpack_png(96)).decode()
+
+
+def run_chaos(jobs: int, fault_rate: float, seed: int, concurrency: int = 8, timeout: float = 900) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "AWS_ENDPOINT"))}
+    env.update(
+        {
+            "VIDEOGEN_SIM_FAULT_RATE": str(fault_rate),
+            "VIDEOGEN_SIM_FAULT_SEED": str(seed),
+            "VIDEOGEN_SIM_RENDER_HEIGHT": "144",
+            # Below the simulator's 3 s "slow" answers, so those are real time-outs.
+            "OPENROUTER_TIMEOUT_SECONDS": "1.5",
+            "OPENROUTER_BACKOFF_SECONDS": "0.2",
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+    )
+    videogen = Path(sys.executable).with_name("videogen")
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            [str(videogen), "local", "serve", "--port", "0", "--poll-interval", "0", "--max-polls", "20"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+        )
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if not line:
+                log.seek(0)
+                raise RuntimeError(f"videogen local serve did not start:\n{log.read()[-3000:]}")
+            info = json.loads(line)
+            figures = _drive(info, jobs, concurrency, timeout)
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    figures["fault_rate"] = fault_rate
+    figures["seed"] = seed
+    figures["wall_seconds"] = round(time.monotonic() - started, 1)
+    return figures
+
+
+def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) -> dict[str, Any]:
+    def aws(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=info["aws_endpoint_url"],
+            region_name=info["region"],
+            aws_access_key_id="chaos",
+            aws_secret_access_key="chaos",
+        )
+
+    run_id = uuid.uuid4().hex[:8]
+    reference = _reference()
+
+    def submit(index: int) -> str | None:
+        body = {
+            "prompt": f"chaos {run_id} job {index}",
+            "duration": 4,
+            "resolution": "480p",
+            "input_references": [{"type": "image_url", "image_url": {"url": reference}}],
+        }
+        response = httpx.post(f"{info['api_url']}/videos", json=body, timeout=60)
+        return str(response.json()["id"]) if response.status_code == 202 else None
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        accepted = [job_id for job_id in pool.map(submit, range(jobs)) if job_id]
+
+    dynamodb = aws("dynamodb")
+    deadline = time.monotonic() + timeout
+    records: dict[str, dict[str, Any]] = {}
+    while True:
+        records = {}
+        for page in dynamodb.get_paginator("scan").paginate(TableName=info["jobs_table"], ConsistentRead=True):
+            for item in page["Items"]:
+                records[item["id"]["S"]] = item
+        pending = [j for j in accepted if records.get(j, {}).get("status", {}).get("S") not in TERMINAL]
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+
+    events = _drain(aws("sqs"), info["results_queue_url"])
+    result_events = Counter(
+        e["detail"]["job_id"] for e in events if e["detail-type"] in ("VideoCompleted", "VideoFailed")
+    )
+    stats = httpx.get(f"{info['openrouter_base_url']}/_sim/stats", timeout=30).json()
+    outcomes = Counter(records[j]["status"]["S"] if j in records else "missing" for j in accepted)
+    verified, mismatched = _verify_videos(aws("s3"), info["bucket"], accepted, records, stats)
+    leftovers = aws("s3").list_multipart_uploads(Bucket=info["bucket"]).get("Uploads", [])
+    figures = {
+        "jobs": jobs,
+        "accepted": len(accepted),
+        "outcomes": dict(sorted(outcomes.items())),
+        "lost": len(pending),
+        "result_events": sum(result_events.values()),
+        "jobs_with_duplicate_events": sum(1 for c in result_events.values() if c > 1),
+        "jobs_without_event": sum(1 for j in accepted if result_events.get(j, 0) == 0),
+        "openrouter_submissions": stats["submissions"],
+        "duplicate_submissions": stats["duplicate_submissions"],
+        "faults_injected": stats["faults"],
+        "completed_videos_verified": verified,
+        "completed_videos_mismatched": mismatched,
+        "incomplete_multipart_uploads": len(leftovers),
+        "failure_reasons": dict(
+            Counter(
+                _reason(records[j].get("error", {}).get("S", ""))
+                for j in accepted
+                if j in records and records[j]["status"]["S"] != "completed"
+            ).most_common()
+        ),
+    }
+    figures["passed"] = (
+        figures["lost"] == 0
+        and figures["jobs_with_duplicate_events"] == 0
+        and figures["jobs_without_event"] == 0
+        and figures["duplicate_submissions"] == 0
+        and not mismatched
+        and not leftovers
+        and len(accepted) == jobs
+    )
+    return figures
+
+
+def _reason(error: str) -> str:
+    """Group errors by their kind, not their details (ids, counts)."""
+    return error.split(":")[0][:80] if error else "(none)"
+
+
+def _drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    quiet = 0
+    while quiet < 2:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        quiet = quiet + 1 if not batch else 0
+        for message in batch:
+            events.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return events
+
+
+def _verify_videos(
+    s3: Any, bucket: str, accepted: list[str], records: dict[str, dict[str, Any]], stats: dict[str, Any]
+) -> tuple[int, list[str]]:
+    import av
+
+    verified, mismatched = 0, []
+    for job_id in accepted:
+        record = records.get(job_id, {})
+        if record.get("status", {}).get("S") != "completed":
+            continue
+        video = record["video"]["M"]
+        body = s3.get_object(Bucket=bucket, Key=f"videos/{job_id}.mp4")["Body"].read()
+        digest = hashlib.sha256(body).hexdigest()
+        rendered = stats["jobs"].get(record["openrouter_job_id"]["S"], {}).get("sha256")
+        with av.open(io.BytesIO(body)) as container:
+            frames = sum(1 for _ in container.decode(video=0))
+        if digest == video["sha256"]["S"] == rendered and frames > 0:
+            verified += 1
+        else:
+            mismatched.append(job_id)
+    return verified, mismatched
