@@ -32,6 +32,7 @@ def test_post_sample_event_is_accepted_recorded_and_enqueued(env: Env) -> None:
     assert job["status"] == "queued" and job["request"]["duration"] == 4
     assert job["caller"] == "arn:aws:iam::123456789012:user/caller" and job["door"] == "api"
     assert job["polls"] == [] and job["video"] is None
+    assert job["poll_count"] == 0 and job["cost_usd"] is None and 0 <= job["elapsed_seconds"] < 60
 
 
 def test_invalid_input_is_422_naming_the_field_and_nothing_is_written(env: Env) -> None:

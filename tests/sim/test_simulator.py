@@ -138,3 +138,29 @@ def test_render_keeps_the_reference_colours_and_aspect_ratio() -> None:
     # The reference is mostly blue with an orange block: the video's colours come from it.
     mean = frames[0].reshape(-1, 3).mean(axis=0)
     assert mean[0] > 60 and mean[2] > 40
+
+
+def test_a_job_whose_reference_host_hangs_does_not_stall_other_jobs(sim: OpenRouterSimulator) -> None:
+    import socket
+    import threading
+    import time
+
+    with socket.socket() as hanging:  # accepts connections (backlog), never answers
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(8)
+        slow = body("[sim:polls=1]")
+        slow["input_references"] = [
+            {"type": "image_url", "image_url": {"url": f"http://127.0.0.1:{hanging.getsockname()[1]}/x.png"}}
+        ]
+        stuck = submit(sim, slow)
+        background = threading.Thread(target=poll_until_done, args=(sim, str(stuck["polling_url"])), daemon=True)
+        background.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        quick = submit(sim, body("[sim:polls=1]"))
+        assert poll_until_done(sim, str(quick["polling_url"]))[-1]["status"] == "completed"
+        assert time.monotonic() - started < 5
+
+
+def test_stop_without_start_returns() -> None:
+    OpenRouterSimulator(SimulatorConfig(api_key=KEY)).stop()

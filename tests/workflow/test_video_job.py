@@ -27,7 +27,8 @@ def test_completed_job_stores_a_verified_mp4_and_emits_one_event(pipeline: Pipel
     job = pipeline.wait(job_id)
     assert job["status"] == "completed", job
     assert job["polls"] == ["pending", "in_progress", "completed"]
-    assert job["usage"]["cost"] > 0
+    assert job["usage"]["cost"] > 0 and job["cost_usd"] == job["usage"]["cost"]
+    assert job["poll_count"] == 3 and job["openrouter_status"] == "completed" and job["elapsed_seconds"] > 0
     body = pipeline.aws("s3").get_object(Bucket=pipeline.info["bucket"], Key=f"videos/{job_id}.mp4")["Body"].read()
     assert body[4:8] == b"ftyp" and len(body) == job["video"]["bytes"]
     assert hashlib.sha256(body).hexdigest() == job["video"]["sha256"]

@@ -28,6 +28,10 @@ AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9",
 FrameType = Literal["first_frame", "last_frame"]
 
 
+def _timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -210,9 +214,13 @@ class Job(BaseModel):
     finished_at: str | None = None
 
     def public(self) -> dict[str, Any]:
-        """The caller's view: internal bookkeeping stays out."""
+        """The caller's view: internal bookkeeping stays out, progress at a glance goes in."""
         body = self.model_dump(mode="json", exclude={"submit_attempts", "polling_url"})
         body["request"] = self.request.model_dump(mode="json", exclude_none=True)
+        end = _timestamp(self.finished_at) if self.finished_at else datetime.now(UTC)
+        body["elapsed_seconds"] = round((end - _timestamp(self.created_at)).total_seconds(), 1)
+        body["poll_count"] = len(self.polls)
+        body["cost_usd"] = self.usage.cost if self.usage else None
         return body
 
 

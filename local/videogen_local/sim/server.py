@@ -131,6 +131,8 @@ class SimJob:
     video: bytes | None = None
     sha256: str | None = None
     signature: str = field(default_factory=lambda: secrets.token_hex(8))
+    # Serialises this job's render only: one slow reference host must not stall every other job.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 class OpenRouterSimulator:
@@ -165,8 +167,9 @@ class OpenRouterSimulator:
             thread.start()
 
     def stop(self) -> None:
-        for server in (self._api, self._content):
-            server.shutdown()
+        for server, thread in zip((self._api, self._content), self._threads, strict=True):
+            if thread.is_alive():  # shutdown() would wait forever for a loop that never ran
+                server.shutdown()
             server.server_close()
 
     # --- faults -------------------------------------------------------------------------------------
@@ -242,7 +245,7 @@ class OpenRouterSimulator:
         }
 
     def _poll(self, job: SimJob) -> dict[str, Any]:
-        with self._lock:
+        with job.lock:
             if job.status in ("pending", "in_progress"):
                 job.polls += 1
                 if job.outcome == "never" or job.polls < job.polls_to_complete:
