@@ -33,6 +33,14 @@ def test_relative_polling_url_resolves_against_the_base(api_server: ScriptedServ
     )
 
 
+def test_a_polling_url_that_leaves_the_api_is_not_followed() -> None:
+    client = make_client("https://openrouter.ai")
+    assert client.poll_url("//evil.example/api/v1/videos/j", "j") == "https://openrouter.ai/api/v1/videos/j"
+    assert client.poll_url("https://evil.example/x", "j") == "https://openrouter.ai/api/v1/videos/j"
+    assert client.poll_url(None, "j") == "https://openrouter.ai/api/v1/videos/j"
+    assert client.poll_url("/api/v1/videos/j?x=1", "j") == "https://openrouter.ai/api/v1/videos/j?x=1"
+
+
 def test_authorization_only_for_the_api_origin_under_api() -> None:
     client = make_client("https://openrouter.ai")
     assert client.is_api_url("https://openrouter.ai/api/v1/videos/x/content?index=0")

@@ -98,13 +98,18 @@ class OpenRouterClient:
         response = self._send("POST", self.url("/api/v1/videos"), json=body, idempotent=False)
         return OpenRouterJob.model_validate(_json(response))
 
+    def poll_url(self, polling_url: str | None, openrouter_job_id: str) -> str:
+        """``polling_url`` resolved against the base, if it stays on the API origin; otherwise (absent, or
+        pointing elsewhere, e.g. ``//host/...``) the documented ``/api/v1/videos/{id}``. A job is only
+        ever polled where the key may go, so polling never needs to leave the API."""
+        if polling_url:
+            resolved = self.resolve(polling_url)
+            if self.is_api_url(resolved):
+                return resolved
+        return self.url(f"/api/v1/videos/{quote(openrouter_job_id, safe='')}")
+
     def get_job(self, polling_url: str | None, openrouter_job_id: str) -> OpenRouterJob:
-        url = (
-            self.resolve(polling_url)
-            if polling_url
-            else self.url(f"/api/v1/videos/{quote(openrouter_job_id, safe='')}")
-        )
-        response = self._send("GET", url, idempotent=True)
+        response = self._send("GET", self.poll_url(polling_url, openrouter_job_id), idempotent=True)
         return OpenRouterJob.model_validate(_json(response))
 
     @contextmanager

@@ -132,7 +132,11 @@ def get_services() -> Services:
 
 
 def reset_services() -> None:
-    """Forget cached settings and collaborators (tests and local mode change the environment)."""
+    """Forget cached settings and collaborators (tests and local mode change the environment),
+    including Powertools' cached secret values and the clients its providers hold."""
     global _services
     _services = None
     get_settings.cache_clear()
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()

@@ -86,7 +86,7 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
         finish_job(services, job_id, JobStatus.FAILED, error=f"{UNKNOWN_OUTCOME} ({exc})")
         return SubmitResult.FAILED
 
-    polling_url = services.openrouter.resolve(accepted.polling_url or f"/api/v1/videos/{accepted.id}")
+    polling_url = services.openrouter.poll_url(accepted.polling_url, accepted.id)
     job = store.mark_submitted(job_id, accepted, polling_url)
     logger.append_keys(openrouter_job_id=accepted.id)
     logger.info("job submitted to OpenRouter")
