@@ -139,4 +139,4 @@ def reset_services() -> None:
     get_settings.cache_clear()
     from aws_lambda_powertools.utilities import parameters
 
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
