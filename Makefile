@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # python3.12 must be on PATH for `sam build` (runtime python3.12); pyenv provides it on the dev machines.
 SAM_BUILD_ENV ?= PYENV_VERSION=3.11.7:3.12.1
 
-.PHONY: help venv demo serve test unit lint typecheck format template-check build deploy clean chaos
+.PHONY: help venv demo serve test unit lint typecheck format template-check build deploy clean chaos fuzz
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -69,3 +69,6 @@ clean:  ## remove build output (keeps the virtualenvs)
 
 chaos: $(STAMP)  ## 200 jobs through local serve with 20 % of OpenRouter calls failing; prints the figures
 	$(BIN)/videogen chaos --jobs 200 --fault-rate 0.2
+
+fuzz: $(STAMP)  ## schemathesis on the local API from its OpenAPI document, about 1,000 generated cases
+	VIDEOGEN_FUZZ_EXAMPLES=100 $(BIN)/python -m pytest tests/e2e/test_fuzz.py -s -p no:randomly

@@ -16,6 +16,7 @@ from videogen.cancel import cancel_job
 from videogen.errors import RequestRejected
 from videogen.models import Door, Job, JobStatus
 from videogen.observability import logger, metrics
+from videogen.openapi import openapi_document
 from videogen.services import get_services
 
 app = APIGatewayRestResolver()
@@ -84,6 +85,12 @@ def cancel_video(job_id: str) -> Response[dict[str, Any]]:
     if not result.cancelled:
         return _error(409, f"video job {job_id} already ended as {result.job.status.value}")
     return Response(200, content_types.APPLICATION_JSON, _view(result.job))
+
+
+@app.get("/openapi.json")
+def openapi() -> dict[str, Any]:
+    stage = app.current_event.request_context.stage
+    return openapi_document(f"/{stage}" if stage else "/")
 
 
 @app.get("/models")

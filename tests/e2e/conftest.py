@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,16 +73,15 @@ class Served:
         return self.events
 
 
-@pytest.fixture(scope="package")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    log = tmp_path_factory.mktemp("serve") / "stderr.log"
+@contextmanager
+def serve(log: Path, *args: str) -> Iterator[Served]:
+    """`videogen local serve` as a subprocess, with a known simulator key (so tests can prove it never leaks)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "AWS_ENDPOINT"))}
-    # A known key for the simulator, so the tests can prove it never leaks.
     env["VIDEOGEN_SIMULATOR_API_KEY"] = TEST_KEY
     env["POWERTOOLS_LOG_LEVEL"] = "INFO"
     with log.open("w") as stderr:
         process = subprocess.Popen(
-            [str(VIDEOGEN), "local", "serve", "--port", "0", "--poll-interval", "0", "--max-polls", "6"],
+            [str(VIDEOGEN), "local", "serve", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -100,3 +100,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture(scope="package")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serve(tmp_path_factory.mktemp("serve") / "stderr.log", "--poll-interval", "0", "--max-polls", "6") as server:
+        yield server

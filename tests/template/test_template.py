@@ -420,6 +420,7 @@ def test_api_routes(functions: dict[str, dict[str, Any]]) -> None:
         ("GET", "/videos/{id}"),
         ("DELETE", "/videos/{id}"),
         ("GET", "/models"),
+        ("GET", "/openapi.json"),
     }
     for event in _events(functions, "ApiFunction").values():
         assert event["Properties"]["RestApiId"] == {"Ref": "VideosApi"}
@@ -441,6 +442,7 @@ def test_api_routes_match_the_handler() -> None:
         ("GET", "/videos/{id}"),
         ("DELETE", "/videos/{id}"),
         ("GET", "/models"),
+        ("GET", "/openapi.json"),
     }
 
 
@@ -463,7 +465,7 @@ def test_api_invokes_the_function_through_its_resource_policy(transformed: dict[
     (api,) = [r for r in transformed["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi"]
     paths = api["Properties"]["Body"]["paths"]
     methods = [(p, m, op) for p, ops in paths.items() for m, op in ops.items()]
-    assert len(methods) == 5
+    assert len(methods) == 6
     for path, method, op in methods:
         integration = op["x-amazon-apigateway-integration"]
         assert "credentials" not in integration, f"{method} {path} invokes with caller credentials"
@@ -473,7 +475,7 @@ def test_api_invokes_the_function_through_its_resource_policy(transformed: dict[
         for r in transformed["Resources"].values()
         if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["Principal"] == "apigateway.amazonaws.com"
     ]
-    assert len(permissions) == 5
+    assert len(permissions) == 6
 
 
 # ------------------------------------------------------------------------------------------ data

@@ -92,16 +92,21 @@ class FrontDoor:
                 self._reply(status, response_headers, text)
 
             def _reply(self, status: int, headers: dict[str, str], text: str) -> None:
-                payload = text.encode()
+                payload = b"" if self.command == "HEAD" else text.encode()
                 self.send_response(status)
                 for name, value in headers.items():
                     if name.lower() not in ("content-length", "connection"):
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Content-Length", str(len(text.encode()) if self.command == "HEAD" else len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
+            # Every method (TRACE, QUERY, ...) reaches the function, as with API Gateway's proxy: the
+            # function answers 404 itself, where http.server would answer 501.
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         self._lambda = lambda_client
         self._function = function_name

@@ -1,4 +1,5 @@
-"""Resource names, mirroring template.yaml (S = stack name): tests/local checks they agree."""
+"""Resource names, mirroring template.yaml (S = stack name): tests/localmode/test_names_and_wiring.py
+checks they agree."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ class Names:
     @property
     def dead_letter_queue(self) -> str:
         return f"{self.stack}-submit-dlq"
+
+    @property
+    def intake_dead_letter_queue(self) -> str:
+        return f"{self.stack}-intake-dlq"
 
     @property
     def results_queue(self) -> str:

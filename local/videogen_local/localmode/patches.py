@@ -1,7 +1,8 @@
 """The moto 5.2.5 internals local mode relies on (see ../shared/notes/offline-aws.md).
 
-Each patch is small, says why it exists, and has a smoke test in tests/local so that a moto upgrade
-that breaks one fails loudly instead of silently dropping invocations.
+Each patch is small, says why it exists, and has a smoke check below (``check_*``, run by
+tests/local/test_patches.py) so that a moto upgrade that breaks one fails loudly instead of silently
+dropping invocations. moto is pinned (==5.2.5) in local/pyproject.toml for the same reason.
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ import logging
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 Handler = Callable[[dict[str, Any], Any], Any]
+# (function ARN, event) -> None: how S3 notifications and EventBridge targets invoke a function.
+AsyncInvoke = Callable[[str, dict[str, Any]], None]
+
+log = logging.getLogger("videogen.local")
 
 # function name -> handler; filled by the local stack, read by the patched invoke.
 HANDLERS: dict[str, Handler] = {}
+# Set by a running local stack: Lambda's asynchronous invocation (retries, on-failure destination).
+# None: moto's own behaviour (one attempt, errors dropped).
+ASYNC_INVOKER: AsyncInvoke | None = None
 _applied = False
 _lock = threading.Lock()
 
@@ -43,7 +52,7 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
     """Replaces moto's Docker-based LambdaFunction._invoke_lambda: run the real handler in-process.
 
     Every moto path into Lambda ends here (Invoke API, Step Functions tasks, S3 notifications,
-    EventBridge targets via the patch below), so each runs the project's own handler."""
+    EventBridge targets via the patches below), so each runs the project's own handler."""
     handler = HANDLERS.get(self.function_name)
     if handler is None:
         error = {"errorMessage": f"no local handler for {self.function_name}", "errorType": "LocalHandlerMissing"}
@@ -53,6 +62,7 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
     context = LocalContext(
         function_name=self.function_name,
         invoked_function_arn=self.function_arn,
+        memory_limit_in_mb=int(getattr(self, "memory_size", None) or 256),
         log_group_name=f"/aws/lambda/{self.function_name}",
     )
     try:
@@ -60,14 +70,36 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
     except Exception as exc:
         # Step Functions matches Retry/Catch on errorType, exactly as with a deployed function.
         error = {"errorMessage": str(exc), "errorType": type(exc).__name__}
-        logging.getLogger("videogen.local").debug("handler %s failed", self.function_name, exc_info=True)
+        log.debug("handler %s failed", self.function_name, exc_info=True)
         return json.dumps(error), True, traceback.format_exc()
 
 
+def _moto_async_invoke(account_id: str, fn_arn: str, event: dict[str, Any]) -> None:
+    """moto's own asynchronous invoke: one attempt, errors dropped (used when no stack is running)."""
+    from moto.awslambda.utils import get_backend
+
+    try:
+        get_backend(account_id, fn_arn.split(":")[3]).invoke(fn_arn, None, json.dumps(event), {}, {})
+    except Exception:
+        log.warning("asynchronous invocation of %s failed", fn_arn, exc_info=True)
+
+
+def invoke_async(account_id: str, fn_arn: str, event: dict[str, Any]) -> None:
+    """The one door for S3 and EventBridge → Lambda: on AWS both invoke asynchronously, so Lambda
+    retries a failed event twice and then hands it to the function's on-failure destination.
+    The running stack's invoker does that; without one, moto's single attempt."""
+    invoker = ASYNC_INVOKER
+    if invoker is None:
+        _moto_async_invoke(account_id, fn_arn, event)
+    else:
+        invoker(fn_arn, event)
+
+
 def _send_to_targets(original: Callable[..., None]) -> Callable[..., None]:
-    """moto's EventBridge rules cannot deliver to Lambda targets (NotImplementedError): deliver
-    those through moto's own invoke helper, and leave the other targets to moto."""
-    from moto.events import notifications
+    """moto's EventBridge rules cannot deliver to Lambda targets (put_events raises
+    NotImplementedError): deliver those as asynchronous invocations, leave the other targets
+    (SQS, logs, archives, buses) to moto. Input/InputPath/InputTransformer are not applied to
+    Lambda targets: the stack's rules use none."""
 
     def send_to_targets(self: Any, event: Any, transform_input: bool = True) -> None:
         if not self.event_pattern.matches_event(event):
@@ -75,7 +107,7 @@ def _send_to_targets(original: Callable[..., None]) -> Callable[..., None]:
         others = []
         for target in self.targets:
             if ":lambda:" in target["Arn"]:
-                notifications._invoke_lambda(self.account_id, fn_arn=target["Arn"], event=event)
+                invoke_async(self.account_id, target["Arn"], event)
             else:
                 others.append(target)
         saved, self.targets = self.targets, others
@@ -87,6 +119,12 @@ def _send_to_targets(original: Callable[..., None]) -> Callable[..., None]:
     return send_to_targets
 
 
+def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+    """Replaces moto.s3.notifications._invoke_awslambda, which calls the function once and swallows
+    every error: S3 notifications are asynchronous invocations too (retries, on-failure destination)."""
+    invoke_async(account_id, fn_arn, event_body)
+
+
 def apply() -> None:
     """Apply the patches once per process (idempotent)."""
     global _applied
@@ -95,9 +133,170 @@ def apply() -> None:
             return
         from moto.awslambda.models import LambdaFunction
         from moto.events.models import Rule
+        from moto.s3 import notifications as s3_notifications
 
         LambdaFunction._invoke_lambda = _invoke_lambda
         Rule.send_to_targets = _send_to_targets(Rule.send_to_targets)
+        # send_event looks the name up in its module at call time, so replacing the attribute suffices.
+        s3_notifications._invoke_awslambda = _invoke_awslambda
         # The ASL interpreter logs every caught error at ERROR level; our Catch paths are expected.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         _applied = True
+
+
+# --- smoke checks ------------------------------------------------------------------------------------
+# Each runs the patched path in moto's in-process mock and raises AssertionError if it no longer does
+# what the patch claims. mock_aws resets every moto backend: never call these while a LocalStack is up.
+
+_REGION = "us-east-1"
+
+
+def _client(service: str) -> Any:
+    import boto3
+
+    # An explicit AWS endpoint beats AWS_ENDPOINT_URL, so the call is intercepted by mock_aws.
+    host = "s3.amazonaws.com" if service == "s3" else f"{service}.{_REGION}.amazonaws.com"
+    return boto3.client(
+        service,
+        region_name=_REGION,
+        endpoint_url=f"https://{host}",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@contextmanager
+def _mocked_functions(handlers: dict[str, Handler]) -> Iterator[dict[str, str]]:
+    """mock_aws with the patches applied and one function per handler; yields name -> ARN."""
+    import io
+    import zipfile
+
+    from moto import mock_aws
+
+    if ASYNC_INVOKER is not None:
+        raise RuntimeError("a local stack is running in this process: the smoke checks would reset it")
+    apply()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("app.py", "def lambda_handler(event, context):\n    return None\n")
+    with mock_aws():
+        role = _client("iam").create_role(RoleName="smoke", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        arns = {}
+        for name, handler in handlers.items():
+            HANDLERS[name] = handler
+            arns[name] = _client("lambda").create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role,
+                Handler="app.lambda_handler",
+                Code={"ZipFile": archive.getvalue()},
+            )["FunctionArn"]
+        try:
+            yield arns
+        finally:
+            for name in handlers:
+                HANDLERS.pop(name, None)
+
+
+class SmokeError(Exception):
+    """A handler error whose class name must reach the caller as errorType."""
+
+
+def check_invoke_patch() -> None:
+    """Invoke runs the registered handler in-process (no Docker), with a Powertools-ready context,
+    and a raised exception becomes FunctionError with errorType = the exception's class name."""
+    contexts: list[Any] = []
+
+    def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        contexts.append(context)
+        return {"echo": event}
+
+    def boom(event: dict[str, Any], context: Any) -> None:
+        raise SmokeError("boom")
+
+    with _mocked_functions({"smoke-echo": echo, "smoke-boom": boom}) as arns:
+        lam = _client("lambda")
+        for _ in range(2):
+            answer = lam.invoke(FunctionName="smoke-echo", Payload=b'{"a": 1}')
+            assert "FunctionError" not in answer, answer
+            assert json.loads(answer["Payload"].read()) == {"echo": {"a": 1}}
+        failed = lam.invoke(FunctionName="smoke-boom", Payload=b"{}")
+        assert failed.get("FunctionError"), failed
+        error = json.loads(failed["Payload"].read())
+        assert error == {"errorMessage": "boom", "errorType": "SmokeError"}, error
+    first, second = contexts
+    assert first.function_name == "smoke-echo" and first.invoked_function_arn == arns["smoke-echo"]
+    assert first.aws_request_id != second.aws_request_id  # a fresh request id per call
+    assert first.get_remaining_time_in_millis() > 0 and first.memory_limit_in_mb > 0
+    assert first.log_group_name == "/aws/lambda/smoke-echo" and first.log_stream_name
+
+
+def check_eventbridge_lambda_target_patch() -> None:
+    """A rule with a Lambda target invokes the function with the full event envelope (unpatched moto
+    raises NotImplementedError), only for matching events, while its SQS targets still get the event."""
+    seen: list[dict[str, Any]] = []
+    with _mocked_functions({"smoke-target": lambda event, context: seen.append(event)}) as arns:
+        events, sqs = _client("events"), _client("sqs")
+        queue = sqs.create_queue(QueueName="smoke-target")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.create_event_bus(Name="smoke-bus")
+        events.put_rule(Name="r", EventBusName="smoke-bus", EventPattern=json.dumps({"detail-type": ["Wanted"]}))
+        events.put_targets(
+            Rule="r",
+            EventBusName="smoke-bus",
+            Targets=[{"Id": "fn", "Arn": arns["smoke-target"]}, {"Id": "q", "Arn": queue_arn}],
+        )
+        entries = [
+            {"Source": "smoke", "DetailType": kind, "Detail": '{"n": 1}', "EventBusName": "smoke-bus"}
+            for kind in ("Wanted", "Other")
+        ]
+        assert events.put_events(Entries=entries)["FailedEntryCount"] == 0
+        queued = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert [event["detail-type"] for event in seen] == ["Wanted"], seen
+    assert seen[0]["source"] == "smoke" and seen[0]["detail"] == {"n": 1} and seen[0]["id"]
+    assert [json.loads(message["Body"])["detail-type"] for message in queued] == ["Wanted"]
+
+
+def check_s3_notification_patch() -> None:
+    """An S3 Lambda notification reaches the function through invoke_async (so the stack's retries
+    and on-failure destination apply), with the event S3 sends and only for matching keys."""
+    seen: list[dict[str, Any]] = []
+    routed: list[str] = []
+    global ASYNC_INVOKER
+    with _mocked_functions({"smoke-intake": lambda event, context: seen.append(event)}) as arns:
+        s3 = _client("s3")
+        s3.create_bucket(Bucket="smoke-bucket")
+        s3.put_bucket_notification_configuration(
+            Bucket="smoke-bucket",
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [
+                    {
+                        "LambdaFunctionArn": arns["smoke-intake"],
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "requests/"}]}},
+                    }
+                ]
+            },
+        )
+
+        def route(fn_arn: str, event: dict[str, Any]) -> None:
+            routed.append(fn_arn)
+            _moto_async_invoke("123456789012", fn_arn, event)
+
+        ASYNC_INVOKER = route
+        try:
+            s3.put_object(Bucket="smoke-bucket", Key="requests/a b.json", Body=b"{}")
+            s3.put_object(Bucket="smoke-bucket", Key="elsewhere/a.json", Body=b"{}")
+        finally:
+            ASYNC_INVOKER = None
+    assert routed == [arns["smoke-intake"]], routed
+    (record,) = seen[0]["Records"]
+    assert record["eventSource"] == "aws:s3" and record["eventName"].startswith("ObjectCreated:")
+    assert record["s3"]["bucket"]["name"] == "smoke-bucket"
+
+
+SMOKE_CHECKS: tuple[Callable[[], None], ...] = (
+    check_invoke_patch,
+    check_eventbridge_lambda_target_patch,
+    check_s3_notification_patch,
+)

@@ -9,12 +9,15 @@ import json
 import logging
 import os
 import socket
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from videogen_local.localmode import patches
+from videogen_local.localmode.async_invoke import AsyncConfig, AsyncInvoker
+from videogen_local.localmode.executions import ENDED, ExecutionWatcher
 from videogen_local.localmode.front_door import FrontDoor
 from videogen_local.localmode.handlers import load_all, repository_root
 from videogen_local.localmode.names import Names
@@ -24,6 +27,14 @@ log = logging.getLogger("videogen.local")
 SIMULATOR_KEY = "sk-sim-local-0000000000000000"
 LOCAL_VISIBILITY_SECONDS = 5  # deployed: 6 x the submit timeout; locally short so retries show up fast
 MAX_RECEIVE_COUNT = 5
+INTAKE_RETRY_ATTEMPTS = 2  # the intake functions' EventInvokeConfig.MaximumRetryAttempts
+# As template.yaml: MemorySize (Globals 256, download 512) and Timeout per function.
+MEMORY_MB = {"download": 512}
+TIMEOUT_SECONDS = {"api": 29, "download": 900, "fail": 30}
+
+# moto's state is process-wide (the server only serves it): one local stack per process.
+_running_lock = threading.Lock()
+_running: LocalStack | None = None
 
 
 @dataclass
@@ -42,6 +53,10 @@ class LocalStackConfig:
     simulator_fault_seed: int | None = None
     log_level: str = "WARNING"
     queue_visibility_seconds: int = LOCAL_VISIBILITY_SECONDS
+    # Lambda retries failed asynchronous invocations after about 1 and 2 minutes; locally seconds.
+    async_retry_delay_seconds: float = 1.0
+    # How often the stand-in for Step Functions' status-change events looks at the executions.
+    execution_watch_seconds: float = 0.5
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -79,6 +94,8 @@ class LocalStack:
         self._server: Any = None
         self._poller: SqsPoller | None = None
         self._front_door: FrontDoor | None = None
+        self._async_invoker: AsyncInvoker | None = None
+        self._watcher: ExecutionWatcher | None = None
         self._saved_env: dict[str, str | None] = {}
         self.info: dict[str, Any] = {}
 
@@ -92,6 +109,18 @@ class LocalStack:
         self.stop()
 
     def start(self) -> dict[str, Any]:
+        global _running
+        with _running_lock:
+            if _running is not None:
+                raise RuntimeError("a LocalStack is already running in this process (moto's state is process-wide)")
+            _running = self
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> dict[str, Any]:
         from moto.core import config as moto_config
         from moto.server import ThreadedMotoServer
 
@@ -147,7 +176,7 @@ class LocalStack:
         }
         secret_arn = clients["secretsmanager"].create_secret(Name=self.names.secret, SecretString=api_key)["ARN"]
         os.environ["OPENROUTER_API_KEY_SECRET"] = secret_arn
-        queue_url, queue_arn = self._create_queues(clients["sqs"])
+        queue_url, queue_arn, dlq_url, intake_dlq_url = self._create_queues(clients["sqs"])
         os.environ["QUEUE_URL"] = queue_url
         self._reset_core_caches()
 
@@ -155,6 +184,16 @@ class LocalStack:
         clients["s3"].create_bucket(Bucket=self.names.bucket)
         self._create_functions(clients["iam"], clients["lambda"])
         self._create_state_machine(clients["stepfunctions"])
+        # S3 notifications and EventBridge targets: Lambda's asynchronous invocation semantics.
+        intake = AsyncConfig(maximum_retry_attempts=INTAKE_RETRY_ATTEMPTS, on_failure_queue_url=intake_dlq_url)
+        self._async_invoker = AsyncInvoker(
+            session.client("lambda"),
+            session.client("sqs"),
+            {self.names.function("intake_s3"): intake, self.names.function("intake_event"): intake},
+            retry_delay_seconds=self.config.async_retry_delay_seconds,
+        )
+        self._async_invoker.start()
+        patches.ASYNC_INVOKER = self._async_invoker
         results_url = self._create_bus(clients["events"], clients["sqs"])
         clients["s3"].put_bucket_notification_configuration(
             Bucket=self.names.bucket,
@@ -178,6 +217,13 @@ class LocalStack:
 
         self._poller = SqsPoller(clients["sqs"], clients["lambda"], queue_url, queue_arn, self.names.function("submit"))
         self._poller.start()
+        self._watcher = ExecutionWatcher(
+            session.client("stepfunctions"),
+            session.client("events"),
+            self.names.state_machine_arn,
+            interval=self.config.execution_watch_seconds,
+        )
+        self._watcher.start()
         self._front_door = FrontDoor(clients["lambda"], self.names.function("api"), self.config.api_port)
         self._front_door.start()
         self.info = {
@@ -188,6 +234,8 @@ class LocalStack:
             "event_bus": self.names.event_bus,
             "jobs_table": self.names.table,
             "queue_url": queue_url,
+            "dead_letter_queue_url": dlq_url,
+            "intake_dead_letter_queue_url": intake_dlq_url,
             "results_queue_url": results_url,
             "state_machine_arn": self.names.state_machine_arn,
             "openrouter_base_url": base_url,
@@ -198,20 +246,38 @@ class LocalStack:
         return self.info
 
     def stop(self) -> None:
+        """Idempotent; also undoes a partial start."""
+        global _running
         if self._front_door:
             self._front_door.stop()
+            self._front_door = None
         if self._poller:
             self._poller.stop()
+            self._poller = None
+        if self._watcher:
+            self._watcher.stop()
+            self._watcher = None
+        if patches.ASYNC_INVOKER is self._async_invoker:
+            patches.ASYNC_INVOKER = None
+        if self._async_invoker:
+            self._async_invoker.stop()
+            self._async_invoker = None
         if self._server:
             self._server.stop()
+            self._server = None
         if self.simulator is not None:
             self.simulator.stop()
+            self.simulator = None
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        self._saved_env = {}
         self._reset_core_caches()
+        with _running_lock:
+            if _running is self:
+                _running = None
 
     # --- pieces -----------------------------------------------------------------------------------
 
@@ -250,7 +316,9 @@ class LocalStack:
         reset_clients()
         reset_services()
 
-    def _create_queues(self, sqs: Any) -> tuple[str, str]:
+    def _create_queues(self, sqs: Any) -> tuple[str, str, str, str]:
+        """The submit queue (with its DLQ) and the intake functions' on-failure queue."""
+        intake_dlq_url = sqs.create_queue(QueueName=self.names.intake_dead_letter_queue)["QueueUrl"]
         dlq_url = sqs.create_queue(QueueName=self.names.dead_letter_queue)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
@@ -262,7 +330,7 @@ class LocalStack:
             },
         )["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        return queue_url, arn
+        return queue_url, arn, dlq_url, intake_dlq_url
 
     def _create_table(self, dynamodb: Any) -> None:
         dynamodb.create_table(
@@ -305,7 +373,8 @@ class LocalStack:
                 Role=role,
                 Handler="app.lambda_handler",
                 Code={"ZipFile": archive.getvalue()},
-                Timeout=900 if folder == "download" else 60,
+                Timeout=TIMEOUT_SECONDS.get(folder, 60),
+                MemorySize=MEMORY_MB.get(folder, 256),
                 Architectures=["arm64"],
             )
 
@@ -341,4 +410,16 @@ class LocalStack:
         ]
         events.put_rule(Name="results", EventBusName=bus, EventPattern=json.dumps({"source": ["videogen"]}))
         events.put_targets(Rule="results", EventBusName=bus, Targets=[{"Id": "results", "Arn": results_arn}])
+        # The fail function's safety net (template: FailFunction ExecutionEnded), on the default bus where
+        # Step Functions puts its status-change events (emitted here by the ExecutionWatcher).
+        safety_net = {
+            "source": ["aws.states"],
+            "detail-type": ["Step Functions Execution Status Change"],
+            "detail": {"status": list(ENDED), "stateMachineArn": [self.names.state_machine_arn]},
+        }
+        events.put_rule(Name=f"{self.config.stack_name}-execution-ended", EventPattern=json.dumps(safety_net))
+        events.put_targets(
+            Rule=f"{self.config.stack_name}-execution-ended",
+            Targets=[{"Id": "fail", "Arn": self.names.function_arn("fail")}],
+        )
         return str(results_url)

@@ -1,0 +1,112 @@
+"""The API's OpenAPI 3.1 document, built from the pydantic models so it cannot drift from validation.
+
+Served at GET /openapi.json; the fuzz tests (schemathesis) generate their requests from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from videogen.models import JobStatus, VideoRequest
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = {"description": description}
+    if schema is not None:
+        body["content"] = {"application/json": {"schema": schema}}  # type: ignore[assignment]
+    return body
+
+
+def openapi_document(server_url: str = "/") -> dict[str, Any]:
+    request_schema = VideoRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions = request_schema.pop("$defs", {})
+    job_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+    errors = {
+        "400": _response("Unreadable body", _ERROR),
+        "413": _response("Body too large", _ERROR),
+        "422": _response("Invalid field, or a value the model cannot do", _ERROR),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "videogen",
+            "version": "1.0.0",
+            "description": "Reference-to-video jobs on OpenRouter, delivered as MP4s to S3.",
+        },
+        "servers": [{"url": server_url}],
+        "paths": {
+            "/videos": {
+                "post": {
+                    "operationId": "createVideo",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VideoRequest"}}},
+                    },
+                    "responses": {"202": _response("Accepted", {"$ref": "#/components/schemas/Accepted"}), **errors},
+                },
+                "get": {
+                    "operationId": "listVideos",
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"enum": [s.value for s in JobStatus]}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                        {"name": "next_token", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _response("The caller's jobs, newest first"),
+                        "422": _response("Bad query", _ERROR),
+                    },
+                },
+            },
+            "/videos/{id}": {
+                "get": {
+                    "operationId": "getVideo",
+                    "parameters": [job_id],
+                    "responses": {"200": _response("The job"), "404": _response("No such job", _ERROR)},
+                },
+                "delete": {
+                    "operationId": "cancelVideo",
+                    "parameters": [job_id],
+                    "responses": {
+                        "200": _response("Cancelled"),
+                        "404": _response("No such job", _ERROR),
+                        "409": _response("Already ended", _ERROR),
+                    },
+                },
+            },
+            "/models": {
+                "get": {"operationId": "listModels", "responses": {"200": _response("OpenRouter's video models")}}
+            },
+        },
+        "components": {
+            "schemas": {
+                "VideoRequest": request_schema,
+                **definitions,
+                "Accepted": {
+                    "type": "object",
+                    "required": ["id", "status"],
+                    "properties": {"id": {"type": "string"}, "status": {"const": "queued"}},
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+                        }
+                    },
+                },
+            },
+            "securitySchemes": {
+                "sigv4": {
+                    "type": "apiKey",
+                    "name": "Authorization",
+                    "in": "header",
+                    "description": "AWS SigV4 (service execute-api)",
+                }
+            },
+        },
+    }

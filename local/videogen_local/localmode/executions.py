@@ -1,0 +1,87 @@
+"""Step Functions execution status-change events, which moto does not emit.
+
+On AWS, Step Functions puts "Step Functions Execution Status Change" events on the default event bus;
+the template's safety-net rule sends those with status FAILED, TIMED_OUT or ABORTED to the fail
+function. Here a watcher polls the state machine's executions and puts the same events on the default
+bus, where the local copy of that rule (same pattern) routes them. Only the ending statuses the rule
+matches are emitted; RUNNING/SUCCEEDED are not, since nothing local listens for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger("videogen.local")
+
+DETAIL_TYPE = "Step Functions Execution Status Change"
+ENDED = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+def _millis(value: Any) -> int | None:
+    return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
+
+
+def status_change_entry(execution: dict[str, Any]) -> dict[str, Any]:
+    """A put_events entry shaped like the event AWS sends (see events/eventbridge_execution_failed.json)."""
+    detail = {
+        "executionArn": execution["executionArn"],
+        "stateMachineArn": execution["stateMachineArn"],
+        "name": execution["name"],
+        "status": execution["status"],
+        "startDate": _millis(execution.get("startDate")),
+        "stopDate": _millis(execution.get("stopDate")),
+        "input": execution.get("input"),
+        "output": execution.get("output"),
+        "error": execution.get("error"),
+        "cause": execution.get("cause"),
+    }
+    return {
+        "Source": "aws.states",
+        "DetailType": DETAIL_TYPE,
+        "Resources": [execution["executionArn"]],
+        "Detail": json.dumps(detail),
+    }
+
+
+class ExecutionWatcher:
+    def __init__(self, sfn: Any, events: Any, state_machine_arn: str, interval: float = 0.5) -> None:
+        self._sfn = sfn
+        self._events = events
+        self._arn = state_machine_arn
+        self._interval = interval
+        self._seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="execution-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.poll_once()
+            except Exception:
+                if not self._stop.is_set():
+                    log.exception("execution watcher error")
+
+    def poll_once(self) -> int:
+        """Emit one event per execution newly found in an ending status; returns how many."""
+        emitted = 0
+        for status in ENDED:
+            for item in self._sfn.list_executions(stateMachineArn=self._arn, statusFilter=status)["executions"]:
+                arn = item["executionArn"]
+                if arn in self._seen:
+                    continue
+                execution = self._sfn.describe_execution(executionArn=arn)
+                self._events.put_events(Entries=[status_change_entry(execution)])
+                self._seen.add(arn)
+                emitted += 1
+        return emitted
