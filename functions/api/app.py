@@ -15,7 +15,7 @@ from videogen import intake
 from videogen.cancel import cancel_job
 from videogen.errors import RequestRejected
 from videogen.models import Door, Job, JobStatus
-from videogen.observability import logger, metrics
+from videogen.observability import logger, metrics, tracer
 from videogen.openapi import openapi_document
 from videogen.services import get_services
 
@@ -115,5 +115,6 @@ def _error(status: int, message: str) -> Response[dict[str, Any]]:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videogen.fail import fail_job
-from videogen.observability import logger, metrics
+from videogen.observability import annotate_job, logger, metrics, tracer
 from videogen.services import get_services
 
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
@@ -19,17 +19,18 @@ EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     services = get_services()
     if event.get("detail-type") == EXECUTION_STATUS_CHANGE:
         detail = event["detail"]
         job_id = detail["name"]  # executions are named after their job
         failure = {"Error": f"Execution{detail['status'].title().replace('_', '')}", "Cause": detail.get("error") or ""}
-        logger.append_keys(job_id=job_id)
+        annotate_job(job_id)
         fail_job(services, job_id, "failed", None, failure)
     else:
         job_id = event["job_id"]
-        logger.append_keys(job_id=job_id)
+        annotate_job(job_id)
         fail_job(services, job_id, event.get("status", "failed"), event.get("error"), event.get("failure"))
     job = services.store.get(job_id)
     return {"status": job.status.value if job else "missing"}

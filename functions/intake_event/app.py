@@ -14,12 +14,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from videogen import intake
 from videogen.errors import RequestRejected
 from videogen.models import Door
-from videogen.observability import logger, metrics
+from videogen.observability import logger, metrics, tracer
 from videogen.services import get_services
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     services = get_services()

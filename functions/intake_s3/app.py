@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from videogen import intake
 from videogen.errors import RequestRejected
 from videogen.models import Door
-from videogen.observability import logger, metrics
+from videogen.observability import logger, metrics, tracer
 from videogen.services import get_services
 
 RECEIPT_SUFFIXES = (".job.json", ".error.json")
@@ -41,6 +41,7 @@ def handle_object(key: str) -> None:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 @event_source(data_class=S3Event)
 def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
     handled = []

@@ -14,16 +14,17 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from videogen.observability import logger, metrics
+from videogen.observability import annotate_job, logger, metrics, tracer
 from videogen.services import get_services
 from videogen.submit import submit_job
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@tracer.capture_method
 def record_handler(record: SQSRecord) -> str:
     job_id = json.loads(record.body)["job_id"]
-    logger.append_keys(job_id=job_id)
+    annotate_job(job_id)
     try:
         return submit_job(get_services(), job_id).value
     finally:
@@ -32,5 +33,6 @@ def record_handler(record: SQSRecord) -> str:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

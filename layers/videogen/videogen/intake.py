@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from videogen.errors import FieldError, RequestRejected
 from videogen.events import DetailType
 from videogen.models import Door, Job, JobStatus, VideoRequest
-from videogen.observability import Metric, emit, logger
+from videogen.observability import Metric, annotate_job, emit, logger
 from videogen.services import Services, new_job_id
 
 MAX_REQUEST_BYTES = 400 * 1024
@@ -93,7 +93,7 @@ def accept(
         # Without a queue message nothing would ever move this job: take the record back and let the caller retry.
         services.store.delete(job.id)
         raise
-    logger.append_keys(job_id=job.id)
+    annotate_job(job.id)
     logger.info("job accepted", extra={"door": door.value, "model": request.model})
     emit(Metric.JOBS_ACCEPTED, door=door.value)
     return job

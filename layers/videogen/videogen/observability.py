@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from enum import Enum
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "videogen")
@@ -19,6 +19,16 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "videogen")
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# X-Ray through Powertools; it switches itself off outside Lambda (tests, local mode).
+tracer = Tracer(service=SERVICE)
+
+
+def annotate_job(job_id: str, openrouter_job_id: str | None = None) -> None:
+    """Correlate every log line and the trace of this invocation with the job (and OpenRouter's job)."""
+    keys = {"job_id": job_id} | ({"openrouter_job_id": openrouter_job_id} if openrouter_job_id else {})
+    logger.append_keys(**keys)
+    for key, value in keys.items():
+        tracer.put_annotation(key=key, value=value)
 
 
 class Metric(Enum):
@@ -57,4 +67,4 @@ def emit(metric: Metric, value: float = 1, **dimensions: str) -> None:
             single.add_dimension(name=key, value=dimensions[key] or "unknown")
 
 
-__all__ = ["Metric", "MetricUnit", "emit", "logger", "metrics"]
+__all__ = ["Metric", "MetricUnit", "annotate_job", "emit", "logger", "metrics", "tracer"]

@@ -20,7 +20,7 @@ from enum import StrEnum
 from videogen.errors import OpenRouterError, OpenRouterUnavailable, SubmissionOutcomeUnknown, TransientError
 from videogen.jobs import Claim
 from videogen.models import Job, JobStatus, WorkflowInput
-from videogen.observability import Metric, emit, logger
+from videogen.observability import Metric, annotate_job, emit, logger
 from videogen.outcome import finish_job
 from videogen.services import Services
 
@@ -88,7 +88,7 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
 
     polling_url = services.openrouter.poll_url(accepted.polling_url, accepted.id)
     job = store.mark_submitted(job_id, accepted, polling_url)
-    logger.append_keys(openrouter_job_id=accepted.id)
+    annotate_job(job_id, accepted.id)
     logger.info("job submitted to OpenRouter")
     emit(Metric.JOBS_SUBMITTED)
     start_workflow(services, job)
