@@ -11,19 +11,8 @@ import pytest
 
 from tests.conftest import TEST_KEY
 from tests.support.scripted_http import Canned, ScriptedServer
+from videogen_local.sim.server import SEEDANCE
 
-SEEDANCE = {
-    "id": "bytedance/seedance-2.0-fast",
-    "canonical_slug": "bytedance/seedance-2.0-fast",
-    "name": "ByteDance: Seedance 2.0 Fast",
-    "supported_durations": list(range(4, 16)),
-    "supported_resolutions": ["480p", "720p"],
-    "supported_aspect_ratios": ["1:1", "3:4", "9:16", "4:3", "16:9", "21:9", "9:21"],
-    "supported_sizes": None,
-    "supported_frame_images": ["first_frame", "last_frame"],
-    "generate_audio": True,
-    "seed": True,
-}
 BUCKET = "videogen-bucket"
 
 
