@@ -41,8 +41,10 @@ def test_generated_requests_never_get_a_5xx_and_only_valid_ones_become_jobs(tmp_
                 "--checks",
                 "not_a_server_error",
                 "--generation-deterministic",
+                # One worker: with two, schemathesis' threads intermittently hit a CPython 3.11 ast.parse
+                # SystemError ("AST constructor recursion depth mismatch") under load.
                 "--workers",
-                "2",
+                "1",
             ],
             capture_output=True,
             text=True,

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,21 +29,42 @@ def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
     return "/" + "/".join(parts), None
 
 
-def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, client_ip: str) -> dict[str, Any]:
+class BadBody(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def proxy_event(
+    method: str,
+    raw_path: str,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    body: bytes,
+    client_ip: str,
+) -> dict[str, Any]:
+    """``headers``: a mapping, or the (name, value) pairs as received. As in API Gateway, names keep
+    their case, a repeated header is a list in multiValueHeaders and its last value in headers."""
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        single[name] = value
+        multi.setdefault(name, []).append(value)
+    lowered = {name.lower(): value for name, value in pairs}
     url = urlsplit(raw_path)
     path = url.path
     if path == f"/{STAGE}" or path.startswith(f"/{STAGE}/"):
         path = path[len(STAGE) + 1 :] or "/"
     resource, path_parameters = resource_for(path)
     query = parse_qs(url.query, keep_blank_values=True)
-    caller = headers.get("x-videogen-caller") or DEFAULT_CALLER
+    caller = lowered.get("x-videogen-caller") or DEFAULT_CALLER
     text = body.decode("utf-8", errors="replace") if body else None
     return {
         "resource": resource,
         "path": path,
         "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "headers": single,
+        "multiValueHeaders": multi,
         "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
         "multiValueQueryStringParameters": query or None,
         "pathParameters": path_parameters,
@@ -61,7 +83,7 @@ def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes
                 "userArn": caller,
                 "caller": caller,
                 "sourceIp": client_ip,
-                "userAgent": headers.get("user-agent"),
+                "userAgent": lowered.get("user-agent"),
             },
         },
         "body": text,
@@ -80,16 +102,48 @@ class FrontDoor:
                 pass
 
             def _serve(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                if length > MAX_BODY_BYTES:
-                    self._reply(413, {}, json.dumps({"error": {"code": 413, "message": "request body too large"}}))
+                try:
+                    body = self._read_body()
+                except BadBody as refused:
+                    # Answered before the function is invoked, like API Gateway's own limits. The unread
+                    # rest of the body would be taken for the next request: close the connection.
+                    error = {"error": {"code": refused.status, "message": str(refused)}}
+                    self._reply(refused.status, {"Content-Type": "application/json"}, json.dumps(error))
                     self.close_connection = True
                     return
-                body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                event = proxy_event(self.command, self.path, headers, body, self.client_address[0])
+                event = proxy_event(self.command, self.path, self.headers.items(), body, self.client_address[0])
                 status, response_headers, text = door.invoke(event)
                 self._reply(status, response_headers, text)
+
+            def _read_body(self) -> bytes:
+                if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                    return self._read_chunked()
+                try:
+                    length = int(self.headers.get("content-length") or 0)
+                except ValueError:
+                    raise BadBody(400, "invalid Content-Length") from None
+                if length < 0:
+                    raise BadBody(400, "invalid Content-Length")
+                if length > MAX_BODY_BYTES:
+                    raise BadBody(413, "request body too large")
+                return self.rfile.read(length) if length else b""
+
+            def _read_chunked(self) -> bytes:
+                """Transfer-Encoding: chunked (curl -T -, streamed httpx bodies), within the same limit."""
+                body = bytearray()
+                while True:
+                    try:
+                        size = int(self.rfile.readline(1024).split(b";")[0].strip(), 16)
+                    except ValueError:
+                        raise BadBody(400, "malformed chunked body") from None
+                    if size == 0:
+                        while self.rfile.readline(1024).strip():  # trailers, up to the empty line
+                            pass
+                        return bytes(body)
+                    if size < 0 or len(body) + size > MAX_BODY_BYTES:
+                        raise BadBody(413, "request body too large")
+                    body += self.rfile.read(size)
+                    self.rfile.readline(8)  # the CRLF closing the chunk
 
             def _reply(self, status: int, headers: dict[str, str], text: str) -> None:
                 payload = b"" if self.command == "HEAD" else text.encode()

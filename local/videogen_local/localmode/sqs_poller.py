@@ -8,6 +8,7 @@ failed records come back after the visibility timeout and reach the DLQ after ma
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -71,9 +72,23 @@ class SqsPoller:
             "receiptHandle": message["ReceiptHandle"],
             "body": message["Body"],
             "attributes": message.get("Attributes", {}),
-            "messageAttributes": message.get("MessageAttributes", {}),
+            "messageAttributes": lambda_message_attributes(message.get("MessageAttributes", {})),
             "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),
             "eventSource": "aws:sqs",
             "eventSourceARN": self._queue_arn,
             "awsRegion": self._queue_arn.split(":")[3],
         }
+
+
+def lambda_message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """ReceiveMessage's attributes (StringValue, DataType, bytes) in the Lambda event's shape
+    (stringValue, dataType, base64 text), which Powertools' SQSRecord reads."""
+    converted: dict[str, Any] = {}
+    for name, value in attributes.items():
+        item: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+        if "StringValue" in value:
+            item["stringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            item["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+        converted[name] = item
+    return converted
