@@ -459,3 +459,28 @@ def test_outbound_events_land_in_the_results_queue(stack: tuple[LocalStack, Path
     assert [(e["source"], e["detail-type"], e["detail"]) for e in received] == [
         ("videogen", "VideoCompleted", {"job_id": "from-videogen"})
     ]
+
+
+def test_a_message_that_keeps_failing_ends_in_the_dlq_and_redrive_brings_it_back(
+    stack: tuple[LocalStack, Path],
+) -> None:
+    import subprocess
+    import sys
+
+    local, log = stack
+    sqs = aws(local, "sqs")
+    sqs.send_message(QueueUrl=local.info["queue_url"], MessageBody=json.dumps({"job_id": "dlq-bad", "fail": True}))
+    dlq = local.info["dead_letter_queue_url"]
+
+    def dead_lettered() -> bool:
+        peek = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        return any(json.loads(m["Body"]).get("job_id") == "dlq-bad" for m in peek)
+
+    wait_for(dead_lettered, timeout=30, what="the message in the DLQ")
+    assert len(submit_records(log, "dlq-bad")) == 5  # maxReceiveCount
+
+    command = [str(Path(sys.executable).with_name("videogen")), "redrive", "--dlq-url", dlq]
+    command += ["--queue-url", local.info["queue_url"], "--endpoint-url", local.info["aws_endpoint_url"]]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout)["moved"] >= 1
+    wait_for(lambda: len(submit_records(log, "dlq-bad")) > 5, what="the redriven message")
