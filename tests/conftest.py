@@ -60,27 +60,9 @@ def aws() -> Iterator[None]:
     from moto import mock_aws
 
     from videogen.aws import client
+    from videogen_local.localmode.stack import create_jobs_table
 
     with mock_aws():
-        client("dynamodb").create_table(
-            TableName="videogen-jobs",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[
-                {"AttributeName": "id", "AttributeType": "S"},
-                {"AttributeName": "caller", "AttributeType": "S"},
-                {"AttributeName": "created_at", "AttributeType": "S"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "by_caller",
-                    "KeySchema": [
-                        {"AttributeName": "caller", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_jobs_table(client("dynamodb"), "videogen-jobs")
         client("s3").create_bucket(Bucket="videogen-bucket")
         yield

@@ -333,26 +333,7 @@ class LocalStack:
         return queue_url, arn, dlq_url, intake_dlq_url
 
     def _create_table(self, dynamodb: Any) -> None:
-        dynamodb.create_table(
-            TableName=self.names.table,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[
-                {"AttributeName": "id", "AttributeType": "S"},
-                {"AttributeName": "caller", "AttributeType": "S"},
-                {"AttributeName": "created_at", "AttributeType": "S"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "by_caller",
-                    "KeySchema": [
-                        {"AttributeName": "caller", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_jobs_table(dynamodb, self.names.table)
 
     def _create_functions(self, iam: Any, lambda_client: Any) -> None:
         role = iam.create_role(
@@ -423,3 +404,27 @@ class LocalStack:
             Targets=[{"Id": "fail", "Arn": self.names.function_arn("fail")}],
         )
         return str(results_url)
+
+
+def create_jobs_table(dynamodb: Any, name: str) -> None:
+    """The jobs table as template.yaml defines it (key ``id``, index ``by_caller``); tests use it too."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "caller", "AttributeType": "S"},
+            {"AttributeName": "created_at", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_caller",
+                "KeySchema": [
+                    {"AttributeName": "caller", "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
