@@ -10,12 +10,10 @@ matches are emitted; RUNNING/SUCCEEDED are not, since nothing local listens for 
 from __future__ import annotations
 
 import json
-import logging
-import threading
 from datetime import datetime
 from typing import Any
 
-log = logging.getLogger("videogen.local")
+from videogen_local.localmode.loop import BackgroundLoop
 
 DETAIL_TYPE = "Step Functions Execution Status Change"
 ENDED = ("FAILED", "TIMED_OUT", "ABORTED")
@@ -47,30 +45,18 @@ def status_change_entry(execution: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class ExecutionWatcher:
+class ExecutionWatcher(BackgroundLoop):
+    name = "execution-watcher"
+
     def __init__(self, sfn: Any, events: Any, state_machine_arn: str, interval: float = 0.5) -> None:
+        super().__init__(pause=interval)
         self._sfn = sfn
         self._events = events
         self._arn = state_machine_arn
-        self._interval = interval
         self._seen: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="execution-watcher", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.poll_once()
-            except Exception:
-                if not self._stop.is_set():
-                    log.exception("execution watcher error")
+    def tick(self) -> None:
+        self.poll_once()
 
     def poll_once(self) -> int:
         """Emit one event per execution newly found in an ending status; returns how many."""

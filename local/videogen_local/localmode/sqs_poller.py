@@ -12,36 +12,26 @@ import base64
 import hashlib
 import json
 import logging
-import threading
 from typing import Any
+
+from videogen_local.localmode.loop import BackgroundLoop
 
 log = logging.getLogger("videogen.local")
 
 
-class SqsPoller:
+class SqsPoller(BackgroundLoop):
+    name = "sqs-poller"
+
     def __init__(self, sqs: Any, lambda_client: Any, queue_url: str, queue_arn: str, function_name: str) -> None:
+        super().__init__(pause=0)  # the long poll (WaitTimeSeconds) is the pause
         self._sqs = sqs
         self._lambda = lambda_client
         self._queue_url = queue_url
         self._queue_arn = queue_arn
         self._function = function_name
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sqs-poller", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once(wait_seconds=1)
-            except Exception:
-                log.exception("SQS poller error")
-                self._stop.wait(1)
+    def tick(self) -> None:
+        self.poll_once(wait_seconds=1)
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         messages = self._sqs.receive_message(

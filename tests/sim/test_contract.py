@@ -1,6 +1,6 @@
-"""Contract checks for the OpenRouter simulator (``videogen_local.sim``) beyond ``tests/sim``.
+"""Contract checks for the OpenRouter simulator (``videogen_local.sim``) beyond test_simulator.py.
 
-``tests/sim`` covers the happy path, the scripted outcomes and the basic error envelope. These tests pin
+``test_simulator.py`` covers the happy path, the scripted outcomes and the basic error envelope. These tests pin
 the rest of what local mode, the demo and the pipeline's tests rely on: the exact capabilities of every
 seeded model, each capability check naming its field, auth messages, ``http(s)://`` references (with a
 redirect), what ``sim.requests`` records, a client that follows the redirect mode without leaking the key,
