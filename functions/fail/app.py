@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from videogen.fail import fail_job
+from videogen.fail import fail_ended_execution, fail_job
 from videogen.observability import annotate_job, logger, metrics, tracer
 from videogen.services import get_services
 
@@ -25,9 +25,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if event.get("detail-type") == EXECUTION_STATUS_CHANGE:
         detail = event["detail"]
         job_id = detail["name"]  # executions are named after their job
-        failure = {"Error": f"Execution{detail['status'].title().replace('_', '')}", "Cause": detail.get("error") or ""}
         annotate_job(job_id)
-        fail_job(services, job_id, "failed", None, failure)
+        fail_ended_execution(services, job_id, detail["status"], detail.get("error"))
     else:
         job_id = event["job_id"]
         annotate_job(job_id)

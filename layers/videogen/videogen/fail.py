@@ -27,6 +27,12 @@ def fail_job(
     return finish_job(services, job_id, terminal, error=error)
 
 
+def fail_ended_execution(services: Services, job_id: str, execution_status: str, error: str | None) -> Job | None:
+    """The safety net: an execution ended (FAILED, TIMED_OUT, ABORTED) and its job may have no outcome yet."""
+    name = "Execution" + execution_status.title().replace("_", "")
+    return fail_job(services, job_id, "failed", None, {"Error": name, "Cause": error or ""})
+
+
 def describe_failure(failure: dict[str, Any]) -> str:
     """A Step Functions Catch result ({"Error", "Cause"}) as one readable line."""
     name = str(failure.get("Error", "Error"))
