@@ -18,6 +18,7 @@ from videogen.models import Door, Job, JobStatus
 from videogen.observability import logger, metrics, tracer
 from videogen.openapi import openapi_document
 from videogen.services import get_services
+from videogen.storage import parse_s3_uri
 
 app = APIGatewayRestResolver()
 MAX_PAGE = 100
@@ -36,8 +37,8 @@ def _own_job(job_id: str) -> Job | None:
 def _view(job: Job) -> dict[str, Any]:
     body = job.public()
     if job.video is not None:
-        key = job.video.s3_uri.split("/", 3)[3]
-        body["video"]["url"] = get_services().storage.presign(key)
+        bucket, key = parse_s3_uri(job.video.s3_uri)
+        body["video"]["url"] = get_services().storage.presign(key, bucket)
     return body
 
 
