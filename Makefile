@@ -18,7 +18,7 @@ SAM_BUILD_ENV ?= PYENV_VERSION=3.11.7:3.12.1
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt layers/videogen/requirements.txt layers/videogen/pyproject.toml local/pyproject.toml
+$(STAMP): requirements-dev.txt layers/videogen/requirements.txt layers/videogen/requirements-nodeps.txt layers/videogen/pyproject.toml local/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

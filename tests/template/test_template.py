@@ -341,7 +341,17 @@ def test_layer(resources: dict[str, Any]) -> None:
     assert props["ContentUri"] == "layers/videogen/"
     assert props["CompatibleRuntimes"] == ["python3.12"]
     assert props["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    makefile = (REPO_ROOT / "layers/videogen/Makefile").read_text()
+    assert (
+        "build-CoreLayer:" in makefile and "manylinux2014_aarch64" in makefile and "--python-version 3.12" in makefile
+    )
+    # botocore comes from the runtime: aws-xray-sdk is installed without its dependencies.
+    assert (
+        "--no-deps" in makefile
+        and "aws-xray-sdk" in (REPO_ROOT / "layers/videogen/requirements-nodeps.txt").read_text()
+    )
+    assert "aws-xray-sdk" not in (REPO_ROOT / "layers/videogen/requirements.txt").read_text()
     assert (REPO_ROOT / "layers/videogen/requirements.txt").is_file()
     assert (REPO_ROOT / "layers/videogen/videogen/__init__.py").is_file()
 
