@@ -237,3 +237,39 @@ def test_an_execution_that_ended_without_an_outcome_fails_its_job(env: Env) -> N
     # An execution that ended after its job was recorded (e.g. aborted by a cancel) changes nothing.
     assert invoke("fail", sample_event("eventbridge_execution_failed")) == {"status": "failed"}
     assert env.events() == []
+
+
+def test_an_s3_failure_mid_upload_is_transient_leaves_nothing_and_the_retry_stores_one_object(
+    env: Env, foreign_server: ScriptedServer
+) -> None:
+    import pytest
+    from botocore.exceptions import ClientError
+
+    from videogen.errors import TransientError
+
+    submitted_job(env)
+    big = MP4 + bytes(range(256)) * (9 * 1024 * 1024 // 256)  # two 8 MiB parts
+    foreign_server.on("GET", "/files/v.mp4", Canned(200, big))
+    calls = {"parts": 0}
+
+    def fail_second_part(params: dict[str, Any], **_: Any) -> None:
+        calls["parts"] += 1
+        if calls["parts"] == 2:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "UploadPart")
+
+    s3 = client("s3")
+    s3.meta.events.register("before-call.s3.UploadPart", fail_second_part)
+    try:
+        with pytest.raises(TransientError, match="InternalError"):
+            invoke("download", download_event(f"{foreign_server.url}/files/v.mp4"))
+    finally:
+        s3.meta.events.unregister("before-call.s3.UploadPart", fail_second_part)
+    assert client("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix="videos/")["KeyCount"] == 0
+    assert job().status is JobStatus.SUBMITTED and env.events() == []
+
+    # The state machine's retry: one complete object, one event.
+    assert invoke("download", download_event(f"{foreign_server.url}/files/v.mp4")) == {"status": "completed"}
+    assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix="videos/")["KeyCount"] == 1
+    assert job().video is not None and job().video.bytes == len(big)  # type: ignore[union-attr]
+    assert [e["detail-type"] for e in env.events()] == ["VideoCompleted"]

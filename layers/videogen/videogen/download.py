@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+from botocore.exceptions import ClientError
 
 from videogen.errors import NotAnMp4, OpenRouterError, OpenRouterUnavailable, TransientError, VideoTooLarge
 from videogen.models import Job, JobStatus, VideoObject
@@ -48,6 +49,10 @@ def download_job(
         except (OpenRouterUnavailable, httpx.TransportError) as exc:
             # Includes a body that ended early: the upload was aborted, so a retry starts clean.
             raise TransientError(f"video download interrupted: {type(exc).__name__}: {exc}") from None
+        except ClientError as exc:
+            # S3 refused a part or the completion even after botocore's own retries; the upload was
+            # aborted, so the state machine's retry starts a clean one.
+            raise TransientError(f"storing the video failed: {exc.response['Error']['Code']}") from None
     else:  # pragma: no cover - the loop always breaks or returns
         raise AssertionError("no download candidate")
     elapsed = time.monotonic() - started
