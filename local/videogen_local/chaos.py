@@ -14,10 +14,6 @@ import base64
 import hashlib
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,6 +24,8 @@ from typing import Any
 
 import boto3
 import httpx
+
+from videogen_local.localmode.process import local_serve
 
 TERMINAL = {"completed", "failed", "cancelled", "expired", "timed_out"}
 
@@ -53,43 +51,21 @@ def _reference() -> str:
 
 
 def run_chaos(jobs: int, fault_rate: float, seed: int, concurrency: int = 8, timeout: float = 900) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "AWS_ENDPOINT"))}
-    env.update(
-        {
-            "VIDEOGEN_SIM_FAULT_RATE": str(fault_rate),
-            "VIDEOGEN_SIM_FAULT_SEED": str(seed),
-            "VIDEOGEN_SIM_RENDER_HEIGHT": "144",
-            # Below the simulator's 3 s "slow" answers, so those are real time-outs.
-            "OPENROUTER_TIMEOUT_SECONDS": "1.5",
-            "OPENROUTER_BACKOFF_SECONDS": "0.2",
-            "POWERTOOLS_LOG_LEVEL": "ERROR",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-    )
-    videogen = Path(sys.executable).with_name("videogen")
+    env = {
+        "VIDEOGEN_SIM_FAULT_RATE": str(fault_rate),
+        "VIDEOGEN_SIM_FAULT_SEED": str(seed),
+        "VIDEOGEN_SIM_RENDER_HEIGHT": "144",
+        # Below the simulator's 3 s "slow" answers, so those are real time-outs.
+        "OPENROUTER_TIMEOUT_SECONDS": "1.5",
+        "OPENROUTER_BACKOFF_SECONDS": "0.2",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
     started = time.monotonic()
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen(
-            [str(videogen), "local", "serve", "--port", "0", "--poll-interval", "0", "--max-polls", "20"],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env=env,
-        )
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            if not line:
-                log.seek(0)
-                raise RuntimeError(f"videogen local serve did not start:\n{log.read()[-3000:]}")
-            info = json.loads(line)
+    with tempfile.TemporaryDirectory() as scratch:
+        serve_args = ("--poll-interval", "0", "--max-polls", "20")
+        with local_serve(Path(scratch) / "serve.log", *serve_args, env=env) as (info, _):
             figures = _drive(info, jobs, concurrency, timeout)
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
     figures["fault_rate"] = fault_rate
     figures["seed"] = seed
     figures["wall_seconds"] = round(time.monotonic() - started, 1)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_KEY
+from videogen_local.localmode.process import local_serve
 
 VIDEOGEN = Path(sys.executable).with_name("videogen")
 TERMINAL = {"completed", "failed", "cancelled", "expired", "timed_out"}
@@ -76,30 +75,11 @@ class Served:
 @contextmanager
 def serve(log: Path, *args: str) -> Iterator[Served]:
     """`videogen local serve` as a subprocess, with a known simulator key (so tests can prove it never leaks)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "AWS_ENDPOINT"))}
-    env["VIDEOGEN_SIMULATOR_API_KEY"] = TEST_KEY
-    env["POWERTOOLS_LOG_LEVEL"] = "INFO"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [str(VIDEOGEN), "local", "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            env=env,
-        )
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line, f"videogen local serve printed nothing; stderr:\n{log.read_text()}"
-        served = Served(json.loads(line), process)
+    env = {"VIDEOGEN_SIMULATOR_API_KEY": TEST_KEY, "POWERTOOLS_LOG_LEVEL": "INFO"}
+    with local_serve(log, *args, env=env) as (info, process):
+        served = Served(info, process)
         served.info["stderr_log"] = str(log)
-        try:
-            yield served
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        yield served
 
 
 @pytest.fixture(scope="package")

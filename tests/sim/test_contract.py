@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support.images import reference_data_url
+from tests.sim.support import submit
+from tests.sim.support import video_request as request
 from videogen_local.sim import OpenRouterSimulator, SimulatorConfig
 from videogen_local.sim.render import render_reference_video
 
@@ -92,25 +93,6 @@ def image_host(backpack: bytes) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def request(prompt: str = "a backpack", **extra: Any) -> dict[str, Any]:
-    return {
-        "model": "bytedance/seedance-2.0-fast",
-        "prompt": prompt,
-        "duration": 4,
-        "resolution": "720p",
-        "aspect_ratio": "16:9",
-        "input_references": [{"type": "image_url", "image_url": {"url": reference_data_url()}}],
-        **extra,
-    }
-
-
-def submit(sim: OpenRouterSimulator, body: dict[str, Any]) -> dict[str, Any]:
-    response = httpx.post(f"{sim.base_url}/api/v1/videos", json=body, headers=AUTH)
-    assert response.status_code == 202, response.text
-    accepted: dict[str, Any] = response.json()
-    return accepted
 
 
 def finish(sim: OpenRouterSimulator, accepted: dict[str, Any]) -> dict[str, Any]:

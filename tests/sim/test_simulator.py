@@ -10,7 +10,9 @@ import av
 import httpx
 import pytest
 
-from tests.support.images import reference_data_url, reference_png
+from tests.sim.support import submit
+from tests.sim.support import video_request as body
+from tests.support.images import reference_png
 from videogen_local.sim import OpenRouterSimulator, SimulatorConfig
 from videogen_local.sim.render import frame_size, render_reference_video
 
@@ -22,25 +24,6 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 def sim() -> Iterator[OpenRouterSimulator]:
     with OpenRouterSimulator(SimulatorConfig(api_key=KEY, polls_to_complete=3, max_render_height=144)) as simulator:
         yield simulator
-
-
-def body(prompt: str = "a backpack", **extra: object) -> dict[str, object]:
-    return {
-        "model": "bytedance/seedance-2.0-fast",
-        "prompt": prompt,
-        "duration": 4,
-        "resolution": "720p",
-        "aspect_ratio": "16:9",
-        "input_references": [{"type": "image_url", "image_url": {"url": reference_data_url()}}],
-        **extra,
-    }
-
-
-def submit(sim: OpenRouterSimulator, request: dict[str, object]) -> dict[str, object]:
-    response = httpx.post(f"{sim.base_url}/api/v1/videos", json=request, headers=AUTH)
-    assert response.status_code == 202, response.text
-    accepted: dict[str, object] = response.json()
-    return accepted
 
 
 def poll_until_done(sim: OpenRouterSimulator, polling_url: str) -> list[dict[str, object]]:

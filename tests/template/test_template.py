@@ -418,20 +418,23 @@ def test_eventbridge_door(functions: dict[str, dict[str, Any]]) -> None:
     assert rule["Pattern"]["detail-type"] == ["VideoRequested"]
 
 
+API_ROUTES = {
+    ("POST", "/videos"),
+    ("GET", "/videos"),
+    ("GET", "/videos/{id}"),
+    ("DELETE", "/videos/{id}"),
+    ("GET", "/models"),
+    ("GET", "/openapi.json"),
+}
+
+
 def test_api_routes(functions: dict[str, dict[str, Any]]) -> None:
     routes = {
         (e["Properties"]["Method"].upper(), e["Properties"]["Path"])
         for e in _events(functions, "ApiFunction").values()
         if e["Type"] == "Api"
     }
-    assert routes == {
-        ("POST", "/videos"),
-        ("GET", "/videos"),
-        ("GET", "/videos/{id}"),
-        ("DELETE", "/videos/{id}"),
-        ("GET", "/models"),
-        ("GET", "/openapi.json"),
-    }
+    assert routes == API_ROUTES
     for event in _events(functions, "ApiFunction").values():
         assert event["Properties"]["RestApiId"] == {"Ref": "VideosApi"}
 
@@ -446,14 +449,7 @@ def test_api_routes_match_the_handler() -> None:
             r"@app\.(get|post|put|delete|patch)\(\"([^\"]+)\"", app.read_text(encoding="utf-8")
         )
     }
-    assert found == {
-        ("POST", "/videos"),
-        ("GET", "/videos"),
-        ("GET", "/videos/{id}"),
-        ("DELETE", "/videos/{id}"),
-        ("GET", "/models"),
-        ("GET", "/openapi.json"),
-    }
+    assert found == API_ROUTES
 
 
 def test_api_uses_iam_auth_tracing_throttling_and_access_logs(resources: dict[str, Any]) -> None:
