@@ -92,3 +92,85 @@ def test_s3_references_become_presigned_https_for_openrouter() -> None:
     url = VideoStorage("videogen-bucket").resolve_reference("s3://videogen-bucket/references/a.png")
     assert url.startswith("https://") and "X-Amz-Signature=" in url and "references/a.png" in url
     assert parse_s3_uri("s3://b/k/e y") == ("b", "k/e y")
+
+
+def test_the_next_part_is_read_while_the_last_one_uploads() -> None:
+    """The first part's upload waits until the reader has moved past it: without overlap this would stall."""
+    import threading
+
+    read_ahead = threading.Event()
+    overlapped: list[bool] = []
+
+    def first_part_waits(params: dict[str, object], **_: object) -> None:
+        if params["PartNumber"] == 1:
+            overlapped.append(read_ahead.wait(timeout=10))
+
+    def body() -> Iterator[bytes]:
+        for index, chunk in enumerate(chunks(3 * MIN_PART_BYTES)):
+            if index * 1024 * 1024 > MIN_PART_BYTES:
+                read_ahead.set()
+            yield chunk
+
+    s3 = client("s3")
+    s3.meta.events.register("before-parameter-build.s3.UploadPart", first_part_waits)
+    try:
+        stored = VideoStorage("videogen-bucket").upload_video(
+            "videos/o.mp4", body(), part_bytes=MIN_PART_BYTES, max_bytes=10**9
+        )
+    finally:
+        s3.meta.events.unregister("before-parameter-build.s3.UploadPart", first_part_waits)
+    assert overlapped == [True]
+    assert stored.bytes == 3 * MIN_PART_BYTES and leftovers() == []
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_parts_in_flight_are_bounded(in_flight: int) -> None:
+    import threading
+    import time
+
+    lock = threading.Lock()
+    running = {"now": 0, "max": 0}
+
+    def enter(**_: object) -> None:
+        with lock:
+            running["now"] += 1
+            running["max"] = max(running["max"], running["now"])
+        time.sleep(0.05)  # long enough for the reader to try to run ahead
+
+    def leave(**_: object) -> None:
+        with lock:
+            running["now"] -= 1
+
+    s3 = client("s3")
+    s3.meta.events.register("before-call.s3.UploadPart", enter)
+    s3.meta.events.register("after-call.s3.UploadPart", leave)
+    try:
+        total = 6 * MIN_PART_BYTES + 99
+        stored = VideoStorage("videogen-bucket").upload_video(
+            "videos/b.mp4", chunks(total), part_bytes=MIN_PART_BYTES, max_bytes=10**9, parts_in_flight=in_flight
+        )
+    finally:
+        s3.meta.events.unregister("before-call.s3.UploadPart", enter)
+        s3.meta.events.unregister("after-call.s3.UploadPart", leave)
+    assert running["max"] == in_flight
+    body = client("s3").get_object(Bucket="videogen-bucket", Key="videos/b.mp4")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == stored.sha256 and len(body) == total
+
+
+def test_a_stale_upload_from_a_dead_attempt_is_aborted_first() -> None:
+    s3 = client("s3")
+    stale = s3.create_multipart_upload(Bucket="videogen-bucket", Key="videos/c.mp4")["UploadId"]
+    s3.upload_part(Bucket="videogen-bucket", Key="videos/c.mp4", UploadId=stale, PartNumber=1, Body=b"x" * 100)
+    started: list[str] = []
+    VideoStorage("videogen-bucket").upload_video(
+        "videos/c.mp4",
+        chunks(7000),
+        part_bytes=MIN_PART_BYTES,
+        max_bytes=10**6,
+        stale_upload_id=stale,
+        on_upload_started=started.append,
+    )
+    assert len(started) == 1 and started[0] != stale
+    assert leftovers() == []
+    # An id that is already gone (completed or aborted) is no error.
+    VideoStorage("videogen-bucket").abort_upload("videos/c.mp4", stale)

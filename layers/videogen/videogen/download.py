@@ -35,7 +35,7 @@ def download_job(
     started = time.monotonic()
     for index, url in enumerate(candidates):
         try:
-            stored = _store(services, job_id, url)
+            stored = _store(services, job_id, url, existing.upload_id if existing else None)
             break
         except (NotAnMp4, VideoTooLarge) as exc:
             return finish_job(services, job_id, JobStatus.FAILED, error=f"downloaded video rejected: {exc}")
@@ -65,11 +65,14 @@ def download_job(
     return finish_job(services, job_id, JobStatus.COMPLETED, video=video)
 
 
-def _store(services: Services, job_id: str, url: str) -> StoredObject:
+def _store(services: Services, job_id: str, url: str, stale_upload_id: str | None) -> StoredObject:
     with services.openrouter.stream(url) as response:
         return services.storage.upload_video(
             video_key(job_id),
             response.iter_bytes(CHUNK_BYTES),
             part_bytes=services.settings.download_part_bytes,
             max_bytes=services.settings.max_video_bytes,
+            parts_in_flight=services.settings.download_parts_in_flight,
+            stale_upload_id=stale_upload_id,
+            on_upload_started=lambda upload_id: services.store.record_upload(job_id, upload_id),
         )

@@ -45,6 +45,9 @@ class Settings(BaseModel):
     submit_claim_seconds: int = Field(default=120, ge=1, description="env SUBMIT_CLAIM_SECONDS")
 
     download_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1, description="env DOWNLOAD_PART_BYTES")
+    download_parts_in_flight: int = Field(
+        default=1, ge=1, le=8, description="env DOWNLOAD_PARTS_IN_FLIGHT: parts uploading while the next is read"
+    )
     max_video_bytes: int = Field(default=2 * 1024**3, ge=1, description="env MAX_VIDEO_BYTES")
     presign_seconds: int = Field(default=3600, ge=60, description="env PRESIGN_SECONDS")
 

@@ -1,14 +1,17 @@
 """S3: reference images in, videos out.
 
-Videos are streamed into a multipart upload part by part, so a Lambda holds at most one part in
-memory whatever the video's size. The object becomes visible only when the upload completes, after
-the MP4 and size checks passed, so ``videos/`` never holds a partial or rejected file.
+Videos are streamed into a multipart upload part by part (the next part is read while the last one
+uploads), so a Lambda holds at most two parts in memory whatever the video's size. The object
+becomes visible only when the upload completes, after the MP4 and size checks passed, so
+``videos/`` never holds a partial or rejected file.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -91,52 +94,117 @@ class VideoStorage:
         part_bytes: int,
         max_bytes: int,
         content_type: str = "video/mp4",
+        parts_in_flight: int = 1,
+        stale_upload_id: str | None = None,
+        on_upload_started: Callable[[str], None] | None = None,
     ) -> StoredObject:
-        """Stream ``chunks`` into ``s3://bucket/key``; check it is an MP4 no larger than ``max_bytes``."""
+        """Stream ``chunks`` into ``s3://bucket/key``; check it is an MP4 no larger than ``max_bytes``.
+
+        While ``parts_in_flight`` parts upload on background threads, the next part is read, so the
+        transfer runs at the pace of the slower leg rather than the sum of both, and memory stays
+        at most ``(parts_in_flight + 1) * part_bytes`` whatever the video's size.
+
+        ``stale_upload_id`` is an upload left by an earlier attempt that died before it could abort it
+        (a Lambda timeout or crash runs no ``except`` block): it is aborted first. ``on_upload_started``
+        receives the new upload's id so that the caller can record it for the next attempt.
+        """
         part_bytes = max(part_bytes, MIN_PART_BYTES)
         s3 = client("s3")
-        upload_id = s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)["UploadId"]
+        if stale_upload_id:
+            self.abort_upload(key, stale_upload_id)
+        upload_id: str = s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)["UploadId"]
+        if on_upload_started is not None:
+            on_upload_started(upload_id)
         digest = hashlib.sha256()
-        parts: list[dict[str, Any]] = []
-        buffer = bytearray()
         total = 0
-        checked = False
         try:
-            for chunk in chunks:
-                if not chunk:
-                    continue
-                total += len(chunk)
-                if total > max_bytes:
-                    raise VideoTooLarge(f"video larger than the {max_bytes}-byte limit")
-                digest.update(chunk)
-                buffer += chunk
-                # The buffer still holds the file's first bytes here: parts are at least 5 MiB.
-                if not checked and len(buffer) >= 8:
-                    _check_mp4_head(bytes(buffer[:8]))
-                    checked = True
-                while len(buffer) >= part_bytes:
-                    parts.append(self._upload_part(key, upload_id, len(parts) + 1, bytes(buffer[:part_bytes])))
-                    del buffer[:part_bytes]
-            if not checked:
-                raise NotAnMp4(f"body of {total} bytes is too short to be an MP4")
-            if buffer or not parts:
-                parts.append(self._upload_part(key, upload_id, len(parts) + 1, bytes(buffer)))
+            with _PartUploader(self, key, upload_id, parts_in_flight) as uploader:
+                part = bytearray()
+                checked = False
+                for chunk in chunks:
+                    if not chunk:
+                        continue
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise VideoTooLarge(f"video larger than the {max_bytes}-byte limit")
+                    digest.update(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        room = part_bytes - len(part)
+                        part += view[:room]
+                        view = view[room:]
+                        # The first part holds the file's first bytes: parts are at least 5 MiB.
+                        if not checked and len(part) >= 8:
+                            _check_mp4_head(bytes(part[:8]))
+                            checked = True
+                        if len(part) == part_bytes:
+                            uploader.upload(part)  # the part is handed over, not copied
+                            part = bytearray()
+                if not checked:
+                    raise NotAnMp4(f"body of {total} bytes is too short to be an MP4")
+                if part or not uploader.started:
+                    uploader.upload(part)
+                parts = uploader.finish()
             s3.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
         except BaseException:
             # Leave no incomplete upload behind (they cost storage until the lifecycle rule reaps them).
-            s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            # _PartUploader has waited for the parts in flight, so the abort is final.
+            self.abort_upload(key, upload_id)
             raise
         return StoredObject(
             s3_uri=f"s3://{self.bucket}/{key}", bytes=total, sha256=digest.hexdigest(), content_type=content_type
         )
 
-    def _upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
-        etag = client("s3").upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)[
-            "ETag"
-        ]
-        return {"PartNumber": number, "ETag": etag}
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        try:
+            client("s3").abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NoSuchUpload":  # completed or aborted already
+                raise
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: bytes | bytearray) -> dict[str, Any]:
+        response = client("s3").upload_part(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+
+class _PartUploader:
+    """Uploads parts on background threads, at most ``in_flight`` at a time: ``upload`` blocks while
+    that many are under way, which bounds memory and lets the reader run ahead by exactly one part."""
+
+    def __init__(self, storage: VideoStorage, key: str, upload_id: str, in_flight: int) -> None:
+        self._storage = storage
+        self._key = key
+        self._upload_id = upload_id
+        self._in_flight = max(1, in_flight)
+        self._pool = ThreadPoolExecutor(max_workers=self._in_flight, thread_name_prefix="upload-part")
+        self._pending: deque[Future[dict[str, Any]]] = deque()
+        self._done: list[dict[str, Any]] = []
+        self.started = False
+
+    def __enter__(self) -> _PartUploader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # On an error, parts not yet started are dropped and running ones finish before the abort.
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+    def upload(self, body: bytearray) -> None:
+        self.started = True
+        while len(self._pending) >= self._in_flight:
+            self._done.append(self._pending.popleft().result())
+        number = len(self._done) + len(self._pending) + 1
+        self._pending.append(self._pool.submit(self._storage.upload_part, self._key, self._upload_id, number, body))
+
+    def finish(self) -> list[dict[str, Any]]:
+        while self._pending:
+            self._done.append(self._pending.popleft().result())
+        return self._done
 
 
 @dataclass
