@@ -33,6 +33,7 @@ from tests.template.cfn_template import (
     load_template,
     references,
 )
+from tests.template.checkov_skips import carry_checkov_skips
 
 SAM_PYTHON = REPO_ROOT / ".venv-sam" / "bin" / "python"
 ASL_FILES = sorted((REPO_ROOT / "statemachine").glob("*.asl.json"))
@@ -537,6 +538,71 @@ def test_bus_and_secret(resources: dict[str, Any]) -> None:
     secret = resources["OpenRouterApiKeySecret"]["Properties"]
     assert secret["Name"] == {"Fn::Sub": "${AWS::StackName}/openrouter-api-key"}
     assert "GenerateSecretString" in secret  # a placeholder, never a key in the template
+
+
+# ------------------------------------------------------------------------------------------ KMS, checkov
+
+
+def _key_statement(resources: dict[str, Any], sid: str) -> dict[str, Any]:
+    (statement,) = [
+        s for s in resources["OperationsKey"]["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid") == sid
+    ]
+    return statement  # type: ignore[no-any-return]
+
+
+def test_log_groups_and_the_alarm_topic_use_the_stack_key(resources: dict[str, Any]) -> None:
+    key = resources["OperationsKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    key_arn = {"Fn::GetAtt": ["OperationsKey", "Arn"]}
+    groups = {k: r for k, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"}
+    for logical_id, group in groups.items():
+        assert group["Properties"]["KmsKeyId"] == key_arn, logical_id
+    # CloudWatch Logs may use the key for exactly these log groups (else creating one fails).
+    logs = _key_statement(resources, "CloudWatchLogsEncryptsThisStacksLogGroups")
+    allowed = {arn["Fn::Sub"] for arn in logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]}
+    prefix = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+    assert allowed == {prefix + g["Properties"]["LogGroupName"]["Fn::Sub"] for g in groups.values()}
+    # CloudWatch alarms cannot publish to a topic under alias/aws/sns: the topic uses the stack key,
+    # whose policy lets the stack's alarms (all named <stack>-...) use it.
+    assert resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == key_arn
+    alarms = _key_statement(resources, "CloudWatchAlarmsPublishToTheAlarmTopic")
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert set(alarms["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    pattern = alarms["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+    assert pattern.endswith(":alarm:${AWS::StackName}-*")
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            assert resource["Properties"]["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-"), logical_id
+
+
+def test_every_checkov_skip_has_a_written_reason(resources: dict[str, Any]) -> None:
+    skipped = 0
+    for logical_id, resource in resources.items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), f"{logical_id}: {skip}"
+            assert isinstance(skip.get("comment"), str) and len(skip["comment"]) >= 40, f"{logical_id}: {skip['id']}"
+            skipped += 1
+    assert skipped, "no checkov skips found: has the Metadata layout changed?"
+
+
+def test_checkov_skips_reach_the_resources_sam_generates(template: dict[str, Any], transformed: dict[str, Any]) -> None:
+    carried = carry_checkov_skips(template, transformed)["Resources"]
+    api_skips = template["Resources"]["VideosApi"]["Metadata"]["checkov"]
+    stages = [r for r in carried.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    assert stages and all(stage["Metadata"]["checkov"] == api_skips for stage in stages)
+    function_skips = template["Resources"]["ApiFunction"]["Metadata"]["checkov"]
+    assert carried["ApiFunction"]["Metadata"]["checkov"] == function_skips
+    assert carried["ApiFunctionRole"]["Metadata"]["checkov"] == function_skips
+    # A resource written by hand keeps its own Metadata, even when its id extends a SAM resource's.
+    assert "Metadata" not in carried["ApiFunctionLogGroup"]
+    assert carried["JobsTable"]["Metadata"] == template["Resources"]["JobsTable"]["Metadata"]
+
+
+def test_checkov_is_pinned() -> None:
+    script = (REPO_ROOT / "scripts/check_template.sh").read_text(encoding="utf-8")
+    assert re.search(r"^CHECKOV_VERSION=\d+\.\d+\.\d+$", script, re.M)
+    assert "--skip-check" not in script, "skip checks per resource in template.yaml, with the reason"
 
 
 # ------------------------------------------------------------------------------------------ IAM
