@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # python3.12 must be on PATH for `sam build` (runtime python3.12); pyenv provides it on the dev machines.
 SAM_BUILD_ENV ?= PYENV_VERSION=3.11.7:3.12.1
 
-.PHONY: help venv demo serve test unit lint typecheck format template-check build deploy clean chaos fuzz
+.PHONY: help venv demo serve test unit lint typecheck format template-check build deploy clean chaos fuzz dashboard browser bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -34,22 +34,38 @@ demo: $(STAMP)  ## run the pipeline locally end to end and save out/reference-vi
 serve: $(STAMP)  ## run the local stack (API on http://127.0.0.1:8787/v1) until Ctrl-C
 	$(BIN)/videogen local serve --port 8787
 
+dashboard: $(STAMP) browser  ## the CloudWatch dashboard drawn from the last demo/serve run: out/dashboard.html, .png
+	$(BIN)/videogen dashboard --metrics out/metrics.jsonl --html out/dashboard.html --png out/dashboard.png
+
+# Debian's Chromium, headless: the dashboard's PNG and its browser test (tests/e2e/test_dashboard.py).
+browser:  ## install Chromium from Debian's packages if /usr/bin/chromium is missing
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+		echo "Chromium is missing and there is no apt-get: install Chromium as /usr/bin/chromium" >&2; exit 1; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif command -v sudo >/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "Chromium is missing and there is no sudo: as root, run apt-get install chromium (or make browser)" >&2; exit 1; \
+	fi
+
 lint: $(STAMP)  ## ruff (lint and format check)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)  ## mypy (strict) on the core package, the handlers and the CLI
-	$(BIN)/mypy layers/videogen/videogen local/videogen_local
+	$(BIN)/mypy layers/videogen/videogen local/videogen_local bench
 	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
 format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-template-check: $(STAMP)  ## sam validate --lint, cfn-lint and statelint on the template and state machine
+template-check: $(STAMP)  ## sam validate --lint, cfn-lint, statelint and checkov on the template and state machine
 	bash scripts/check_template.sh
 
-unit: $(STAMP)  ## the tests only (no lint, no template checks)
+unit: $(STAMP) browser  ## the tests only (no lint, no template checks)
 	$(BIN)/python -m pytest -n 2 --dist loadscope $(PYTEST_ARGS)
 
 test: lint typecheck template-check unit  ## everything CI runs
@@ -69,6 +85,9 @@ clean:  ## remove build output (keeps the virtualenvs)
 
 chaos: $(STAMP)  ## 200 jobs through local serve with 20 % of OpenRouter calls failing; prints the figures
 	$(BIN)/videogen chaos --jobs 200 --fault-rate 0.2
+
+bench: $(STAMP) $(SAM_VENV)/bin/sam  ## the performance suite: bench/results.json, bench/results.md and the README table
+	$(SAM_BUILD_ENV) $(BIN)/python -m bench
 
 fuzz: $(STAMP)  ## schemathesis on the local API from its OpenAPI document, about 1,000 generated cases
 	VIDEOGEN_FUZZ_EXAMPLES=100 $(BIN)/python -m pytest tests/e2e/test_fuzz.py -s -p no:randomly

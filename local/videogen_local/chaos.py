@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if figures["passed"] else 1
 
 
-def _reference() -> str:
+def reference_data_url() -> str:
+    """The bundled backpack, small, as a data: URL (what many jobs can send without hosting an image)."""
     from videogen_local.sim.render import backpack_png
 
     return "data:image/png;base64," + base64.b64encode(backpack_png(96)).decode()
@@ -64,8 +65,15 @@ def run_chaos(jobs: int, fault_rate: float, seed: int, concurrency: int = 8, tim
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
         serve_args = ("--poll-interval", "0", "--max-polls", "20")
-        with local_serve(Path(scratch) / "serve.log", *serve_args, env=env) as (info, _):
+        log = Path(scratch) / "serve.log"
+        with local_serve(log, *serve_args, env=env) as (info, _):
             figures = _drive(info, jobs, concurrency, timeout)
+        if not figures["passed"]:
+            # Keep the evidence: the serve log of a failed run is the first thing to read.
+            kept = Path("out") / f"chaos-serve-{uuid.uuid4().hex[:8]}.log"
+            kept.parent.mkdir(exist_ok=True)
+            kept.write_bytes(log.read_bytes())
+            figures["serve_log"] = str(kept)
     figures["fault_rate"] = fault_rate
     figures["seed"] = seed
     figures["wall_seconds"] = round(time.monotonic() - started, 1)
@@ -83,7 +91,9 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) ->
         )
 
     run_id = uuid.uuid4().hex[:8]
-    reference = _reference()
+    reference = reference_data_url()
+
+    latencies: list[float] = []
 
     def submit(index: int) -> str | None:
         body = {
@@ -92,11 +102,15 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) ->
             "resolution": "480p",
             "input_references": [{"type": "image_url", "image_url": {"url": reference}}],
         }
+        started = time.perf_counter()
         response = httpx.post(f"{info['api_url']}/videos", json=body, timeout=60)
+        latencies.append(time.perf_counter() - started)
         return str(response.json()["id"]) if response.status_code == 202 else None
 
+    submitting = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         accepted = [job_id for job_id in pool.map(submit, range(jobs)) if job_id]
+    submit_seconds = time.perf_counter() - submitting
 
     dynamodb = aws("dynamodb")
     deadline = time.monotonic() + timeout
@@ -129,10 +143,18 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) ->
         "jobs_without_event": sum(1 for j in accepted if result_events.get(j, 0) == 0),
         "openrouter_submissions": stats["submissions"],
         "duplicate_submissions": stats["duplicate_submissions"],
+        "duplicated_prompts": stats["duplicated_prompts"],
         "faults_injected": stats["faults"],
         "completed_videos_verified": verified,
         "completed_videos_mismatched": mismatched,
         "incomplete_multipart_uploads": len(leftovers),
+        "api": {
+            "concurrency": concurrency,
+            "accepted_per_second": round(len(accepted) / submit_seconds, 1),
+            "post_videos_ms_p50": round(_percentile(latencies, 50) * 1000, 1),
+            "post_videos_ms_p99": round(_percentile(latencies, 99) * 1000, 1),
+        },
+        "jobs_per_second": _jobs_per_second(records, accepted),
         "failure_reasons": dict(
             Counter(
                 _reason(records[j].get("error", {}).get("S", ""))
@@ -151,6 +173,23 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) ->
         and len(accepted) == jobs
     )
     return figures
+
+
+def _percentile(samples: list[float], percent: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(percent / 100 * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def _jobs_per_second(records: dict[str, dict[str, Any]], accepted: list[str]) -> float:
+    """Jobs ended per second, from the first job's creation to the last one's end (the job records' times)."""
+    from datetime import datetime
+
+    ended = [records[j] for j in accepted if j in records and "finished_at" in records[j]]
+    if not ended:
+        return 0.0
+    first = min(datetime.fromisoformat(r["created_at"]["S"]) for r in ended)
+    last = max(datetime.fromisoformat(r["finished_at"]["S"]) for r in ended)
+    return round(len(ended) / max((last - first).total_seconds(), 1e-3), 2)
 
 
 def _reason(error: str) -> str:

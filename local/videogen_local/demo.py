@@ -21,6 +21,8 @@ from typing import Any
 import boto3
 import httpx
 
+from videogen_local.localmode import metrics
+from videogen_local.localmode.output import LineWriter
 from videogen_local.localmode.stack import LocalStack, LocalStackConfig
 
 SEED_PROMPT = (
@@ -42,12 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-polls", type=int, default=60)
     parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    parser.add_argument(
+        "--metrics-file",
+        type=Path,
+        default=Path("out/metrics.jsonl"),
+        help="where the run's metrics are recorded for `videogen dashboard`",
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    # The summary is the only thing on stdout; the handlers' logs and metrics go to stderr.
-    summary_out, sys.stdout = sys.stdout, sys.stderr
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    # The summary is the only thing on stdout; the handlers' logs go to stderr and their metrics (EMF) to
+    # the metrics file only, so the progress stays readable.
+    summary_out = sys.stdout
+    sys.stdout = LineWriter(sys.stderr, hook=metrics.take_emf)  # type: ignore[assignment]
     real = bool(os.environ.get("OPENROUTER_API_KEY") and os.environ.get("REFERENCE_IMAGE_URL"))
     if os.environ.get("OPENROUTER_API_KEY") and not real:
         print("OPENROUTER_API_KEY is set but REFERENCE_IMAGE_URL is not: using the simulator.", file=sys.stderr)
@@ -57,6 +66,7 @@ def run_demo(args: argparse.Namespace) -> int:
         max_polls=args.max_polls,
         openrouter_base_url="https://openrouter.ai" if real else None,
         openrouter_api_key=os.environ["OPENROUTER_API_KEY"] if real else None,
+        metrics_file=args.metrics_file.resolve(),
     )
     started = time.monotonic()
     print(
@@ -103,6 +113,10 @@ def run_demo(args: argparse.Namespace) -> int:
             summary["error"] = job["error"]
         print(json.dumps(summary, indent=2), file=summary_out)
         print(f"demo finished in {time.monotonic() - started:.1f} s", file=sys.stderr)
+        print(
+            f"metrics in {args.metrics_file} (chart them: videogen dashboard --metrics {args.metrics_file})",
+            file=sys.stderr,
+        )
         return 0 if job["status"] == "completed" else 1
 
 

@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+DEFAULT_METRICS_FILE = "out/metrics.jsonl"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="videogen", description=__doc__)
@@ -23,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--poll-interval", type=int, default=1, help="seconds between polls (deployed: 30)")
     serve.add_argument("--max-polls", type=int, default=60)
     serve.add_argument("--stack-name", default="videogen-local")
+    serve.add_argument(
+        "--metrics-file",
+        type=Path,
+        default=Path(DEFAULT_METRICS_FILE),
+        help=f"where the metrics are recorded for `videogen dashboard` (default: {DEFAULT_METRICS_FILE})",
+    )
 
     redrive = commands.add_parser("redrive", help="move dead-lettered submit messages back to the submit queue")
     redrive.add_argument("--dlq-url", required=True, help="the DeadLetterQueueUrl stack output")
@@ -35,6 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     chaos.add_arguments(commands.add_parser("chaos", help="many jobs through local serve with injected faults"))
 
     demo.add_arguments(commands.add_parser("demo", help="the guide's backpack example, end to end, saved as an MP4"))
+
+    dashboard = commands.add_parser(
+        "dashboard", help="render the CloudWatch dashboard of template.yaml from local metrics (HTML and PNG)"
+    )
+    dashboard.add_argument(
+        "--metrics", type=Path, default=Path(DEFAULT_METRICS_FILE), help="a run's metrics (default: %(default)s)"
+    )
+    dashboard.add_argument("--stack-name", default="videogen-local", help="as given to local serve (%(default)s)")
+    dashboard.add_argument("--html", type=Path, default=Path("out/dashboard.html"), help="(default: %(default)s)")
+    dashboard.add_argument(
+        "--png", type=Path, default=Path("out/dashboard.png"), help="screenshot, needs Chromium (default: %(default)s)"
+    )
+    dashboard.add_argument("--no-png", action="store_true", help="write the HTML only")
+    dashboard.add_argument("--period", type=int, help="seconds per data point (default: fits the run's time span)")
+    dashboard.add_argument("--logs", type=Path, help="local serve's stderr, for the Logs Insights widget")
+    dashboard.add_argument("--template", type=Path, help="the SAM template (default: the checkout's template.yaml)")
 
     def with_api(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
@@ -72,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         return demo.run_demo(args)
     if args.command == "chaos":
         return chaos.run(args)
+    if args.command == "dashboard":
+        from videogen_local.dashboard import run as render_dashboard
+
+        return render_dashboard(args)
     if args.command == "redrive":
         import boto3
 
@@ -85,14 +113,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve_local(args: argparse.Namespace) -> int:
     # stdout carries exactly one line (the JSON below): everything the handlers print goes to stderr.
+    # The handlers' EMF lines also go to the metrics file, for `videogen dashboard`.
+    from videogen_local.localmode import metrics
     from videogen_local.localmode.output import LineWriter
 
     ready_line = sys.stdout
-    sys.stdout = LineWriter(sys.stderr)  # type: ignore[assignment]
+    sys.stdout = LineWriter(sys.stderr, hook=metrics.copy_emf)  # type: ignore[assignment]
     from videogen_local.localmode.stack import LocalStack, LocalStackConfig
 
     config = LocalStackConfig.from_env(
-        poll_interval=args.poll_interval, max_polls=args.max_polls, api_port=args.port, stack_name=args.stack_name
+        poll_interval=args.poll_interval,
+        max_polls=args.max_polls,
+        api_port=args.port,
+        stack_name=args.stack_name,
+        metrics_file=args.metrics_file.resolve(),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -41,6 +41,7 @@ def test_local_names_match_the_template() -> None:
     assert sub(resources["SubmitQueue"]["Properties"]["QueueName"], "videogen") == names.queue
     assert sub(resources["SubmitDeadLetterQueue"]["Properties"]["QueueName"], "videogen") == names.dead_letter_queue
     assert sub(resources["EventBus"]["Properties"]["Name"], "videogen") == names.event_bus
+    assert sub(resources["VideosApi"]["Properties"]["Name"], "videogen") == names.api
     assert sub(resources["VideoJobStateMachine"]["Properties"]["Name"], "videogen") == names.state_machine
     assert sub(resources["OpenRouterApiKeySecret"]["Properties"]["Name"], "videogen") == names.secret
     functions = {

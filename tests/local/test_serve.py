@@ -48,7 +48,10 @@ def test_serve_prints_one_json_line_and_stops_cleanly(signum: signal.Signals, tm
     started = time.monotonic()
     with stderr_log.open("w") as stderr:
         process = subprocess.Popen(
-            [str(VIDEOGEN), "local", "serve", "--port", "0", "--poll-interval", "0", "--max-polls", "3"],
+            [
+                *(str(VIDEOGEN), "local", "serve", "--port", "0", "--poll-interval", "0", "--max-polls", "3"),
+                *("--metrics-file", str(tmp_path / "metrics.jsonl")),
+            ],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -64,6 +67,11 @@ def test_serve_prints_one_json_line_and_stops_cleanly(signum: signal.Signals, tm
             assert info["api_url"].startswith("http://127.0.0.1:") and info["api_url"].endswith("/v1")
             # The front door answers (the function decides the status: an unknown route is its 404).
             assert httpx.get(f"{info['api_url']}/no-such-route", timeout=30).status_code < 500
+            # ... and what Lambda and API Gateway publish for it is in the metrics file before the answer.
+            assert info["metrics_file"] == str(tmp_path / "metrics.jsonl")
+            lines = Path(info["metrics_file"]).read_text().splitlines()
+            namespaces = [json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Namespace"] for line in lines]
+            assert {"AWS/Lambda", "AWS/ApiGateway"} <= set(namespaces), namespaces
             print(f"local serve ready in {ready:.2f} s")
             process.send_signal(signum)
             stopping = time.monotonic()

@@ -19,8 +19,10 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "videogen")
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-# X-Ray through Powertools; it switches itself off outside Lambda (tests, local mode).
-tracer = Tracer(service=SERVICE)
+# X-Ray through Powertools; it switches itself off outside Lambda (tests, local mode). Only the two
+# libraries the service calls through are patched: patching everything the X-Ray SDK supports makes it
+# try to import a dozen database drivers at every cold start.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore", "httpx"))
 
 
 def annotate_job(job_id: str, openrouter_job_id: str | None = None) -> None:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -18,9 +19,11 @@ from videogen.capabilities import ModelCatalog
 from videogen.events import EventPublisher
 from videogen.jobs import JobStore
 from videogen.models import WorkflowInput
-from videogen.openrouter import OpenRouterClient
 from videogen.settings import Settings, get_settings
 from videogen.storage import VideoStorage
+
+if TYPE_CHECKING:
+    from videogen.openrouter import OpenRouterClient
 
 
 def new_job_id() -> str:
@@ -102,6 +105,9 @@ class Services:
 
     @cached_property
     def openrouter(self) -> OpenRouterClient:
+        # Imported here: httpx is a cold-start cost the intake doors and the fail function never need.
+        from videogen.openrouter import OpenRouterClient
+
         s = self.settings
         return OpenRouterClient(
             s.openrouter_base_url,

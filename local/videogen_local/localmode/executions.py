@@ -5,6 +5,9 @@ the template's safety-net rule sends those with status FAILED, TIMED_OUT or ABOR
 function. Here a watcher polls the state machine's executions and puts the same events on the default
 bus, where the local copy of that rule (same pattern) routes them. Only the ending statuses the rule
 matches are emitted; RUNNING/SUCCEEDED are not, since nothing local listens for them.
+
+While local serve records metrics, the watcher also writes the AWS/States execution metrics the
+dashboard charts (started, and succeeded / failed / timed out / aborted), once per execution.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from videogen_local.localmode import metrics
 from videogen_local.localmode.loop import BackgroundLoop
 
 DETAIL_TYPE = "Step Functions Execution Status Change"
@@ -21,6 +25,10 @@ ENDED = ("FAILED", "TIMED_OUT", "ABORTED")
 
 def _millis(value: Any) -> int | None:
     return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
+
+
+def _seconds(value: Any) -> float | None:
+    return value.timestamp() if isinstance(value, datetime) else None
 
 
 def status_change_entry(execution: dict[str, Any]) -> dict[str, Any]:
@@ -54,9 +62,35 @@ class ExecutionWatcher(BackgroundLoop):
         self._events = events
         self._arn = state_machine_arn
         self._seen: set[str] = set()
+        self._counted_start: set[str] = set()
+        self._counted_end: set[str] = set()
 
     def tick(self) -> None:
         self.poll_once()
+        if metrics.recording():
+            self.record_metrics()
+
+    def record_metrics(self) -> int:
+        """Record ExecutionsStarted and the ending metric of every execution not counted yet, at the
+        execution's own start / stop time; returns how many lines were written."""
+        written = 0
+        request: dict[str, Any] = {"stateMachineArn": self._arn}
+        while True:
+            page = self._sfn.list_executions(**request)
+            for item in page["executions"]:
+                arn, status = item["executionArn"], item["status"]
+                if arn not in self._counted_start:
+                    self._counted_start.add(arn)
+                    metrics.record_execution(self._arn, "ExecutionsStarted", _seconds(item.get("startDate")))
+                    written += 1
+                if status in metrics.EXECUTION_METRICS and arn not in self._counted_end:
+                    self._counted_end.add(arn)
+                    ended = metrics.EXECUTION_METRICS[status]
+                    metrics.record_execution(self._arn, ended, _seconds(item.get("stopDate")))
+                    written += 1
+            if not page.get("nextToken"):
+                return written
+            request["nextToken"] = page["nextToken"]
 
     def poll_once(self) -> int:
         """Emit one event per execution newly found in an ending status; returns how many."""

@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from videogen_local.localmode import metrics
+
 MAX_BODY_BYTES = 1024 * 1024
 STAGE = "v1"
 DEFAULT_CALLER = "arn:aws:iam::123456789012:user/local-developer"
@@ -92,7 +94,8 @@ def proxy_event(
 
 
 class FrontDoor:
-    def __init__(self, lambda_client: Any, function_name: str, port: int = 0) -> None:
+    def __init__(self, lambda_client: Any, function_name: str, port: int = 0, api_name: str | None = None) -> None:
+        """``api_name``: the API's name in the template, the dimension of its local AWS/ApiGateway metrics."""
         door = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -102,17 +105,20 @@ class FrontDoor:
                 pass
 
             def _serve(self) -> None:
+                started = time.perf_counter()
                 try:
                     body = self._read_body()
                 except BadBody as refused:
                     # Answered before the function is invoked, like API Gateway's own limits. The unread
                     # rest of the body would be taken for the next request: close the connection.
                     error = {"error": {"code": refused.status, "message": str(refused)}}
+                    door.record(refused.status, started)
                     self._reply(refused.status, {"Content-Type": "application/json"}, json.dumps(error))
                     self.close_connection = True
                     return
                 event = proxy_event(self.command, self.path, self.headers.items(), body, self.client_address[0])
                 status, response_headers, text = door.invoke(event)
+                door.record(status, started)
                 self._reply(status, response_headers, text)
 
             def _read_body(self) -> bytes:
@@ -164,6 +170,7 @@ class FrontDoor:
 
         self._lambda = lambda_client
         self._function = function_name
+        self._api_name = api_name
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -185,6 +192,11 @@ class FrontDoor:
         if payload.get("isBase64Encoded"):
             body = base64.b64decode(body).decode("utf-8", errors="replace")
         return int(payload.get("statusCode", 502)), headers, body
+
+    def record(self, status: int, started: float) -> None:
+        """API Gateway's Latency: from the request received to the answer ready (what the integration took)."""
+        if self._api_name:
+            metrics.record_api(self._api_name, STAGE, status, (time.perf_counter() - started) * 1000)
 
     def start(self) -> None:
         self._thread.start()

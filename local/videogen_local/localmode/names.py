@@ -52,6 +52,10 @@ class Names:
         return f"{self.stack}-results"
 
     @property
+    def api(self) -> str:
+        return f"{self.stack}-api"
+
+    @property
     def event_bus(self) -> str:
         return f"{self.stack}-bus"
 

@@ -4,14 +4,19 @@ writes a line's text and its newline separately, so two metric (EMF) lines could
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TextIO
 
 
 class LineWriter:
-    """A stdout stand-in that buffers per thread and writes each completed line in one call."""
+    """A stdout stand-in that buffers per thread and writes each completed line in one call.
 
-    def __init__(self, target: TextIO) -> None:
+    ``hook`` sees every completed line first (local mode copies the EMF lines to its metrics file);
+    a line for which it answers True is not written to ``target``."""
+
+    def __init__(self, target: TextIO, hook: Callable[[str], bool] | None = None) -> None:
         self._target = target
+        self._hook = hook
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -19,9 +24,14 @@ class LineWriter:
         buffered = getattr(self._local, "buffer", "") + text
         if "\n" in buffered:
             complete, _, rest = buffered.rpartition("\n")
-            with self._lock:
-                self._target.write(complete + "\n")
-                self._target.flush()
+            lines = complete.split("\n")
+            if self._hook is not None:
+                hook = self._hook
+                lines = [line for line in lines if not hook(line)]
+            if lines:
+                with self._lock:
+                    self._target.write("\n".join(lines) + "\n")
+                    self._target.flush()
             buffered = rest
         self._local.buffer = buffered
         return len(text)

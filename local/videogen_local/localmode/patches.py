@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from videogen_local.localmode import metrics
 
 Handler = Callable[[dict[str, Any], Any], Any]
 # (function ARN, event) -> None: how S3 notifications and EventBridge targets invoke a function.
@@ -65,13 +68,18 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         memory_limit_in_mb=int(getattr(self, "memory_size", None) or 256),
         log_group_name=f"/aws/lambda/{self.function_name}",
     )
+    started = time.perf_counter()
     try:
-        return json.dumps(handler(event, context), default=str), False, ""
+        answer = json.dumps(handler(event, context), default=str)
     except Exception as exc:
+        metrics.record_lambda(self.function_name, (time.perf_counter() - started) * 1000, error=True)
         # Step Functions matches Retry/Catch on errorType, exactly as with a deployed function.
         error = {"errorMessage": str(exc), "errorType": type(exc).__name__}
         log.debug("handler %s failed", self.function_name, exc_info=True)
         return json.dumps(error), True, traceback.format_exc()
+    # What Lambda itself publishes per invocation (written only while local serve records metrics).
+    metrics.record_lambda(self.function_name, (time.perf_counter() - started) * 1000, error=False)
+    return answer, False, ""
 
 
 def _moto_async_invoke(account_id: str, fn_arn: str, event: dict[str, Any]) -> None:

@@ -21,7 +21,11 @@ def local_serve(
     log: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> Iterator[tuple[dict[str, Any], subprocess.Popen[str]]]:
     """Yields (the ready line's info, the process). The caller's OPENROUTER_* and AWS endpoint settings are
-    not inherited, so the child picks the simulator unless ``env`` says otherwise; stderr goes to ``log``."""
+    not inherited, so the child picks the simulator unless ``env`` says otherwise; stderr goes to ``log``,
+    and the metrics next to it (``<log stem>.metrics.jsonl``) unless ``args`` name a --metrics-file."""
+    if "--metrics-file" not in args:
+        # Not serve's default out/metrics.jsonl: runs in parallel (tests, chaos) would overwrite each other's.
+        args = (*args, "--metrics-file", str(log.with_name(f"{log.stem}.metrics.jsonl")))
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "AWS_ENDPOINT"))}
     child_env.update(env or {})
     videogen = Path(sys.executable).with_name("videogen")

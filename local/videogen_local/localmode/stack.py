@@ -12,10 +12,11 @@ import socket
 import threading
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from videogen_local.localmode import patches
+from videogen_local.localmode import metrics, patches
 from videogen_local.localmode.async_invoke import AsyncConfig, AsyncInvoker
 from videogen_local.localmode.executions import ENDED, ExecutionWatcher
 from videogen_local.localmode.front_door import FrontDoor
@@ -58,6 +59,10 @@ class LocalStackConfig:
     # How often the stand-in for Step Functions' status-change events looks at the executions.
     execution_watch_seconds: float = 0.5
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Where the metrics are recorded for `videogen dashboard` (localmode/metrics.py); None: not recorded.
+    metrics_file: Path | None = None
+    # How often the submit queue and both DLQs are sampled for AWS/SQS (CloudWatch: every minute).
+    queue_sample_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> LocalStackConfig:
@@ -96,6 +101,7 @@ class LocalStack:
         self._front_door: FrontDoor | None = None
         self._async_invoker: AsyncInvoker | None = None
         self._watcher: ExecutionWatcher | None = None
+        self._queue_sampler: metrics.QueueSampler | None = None
         self._saved_env: dict[str, str | None] = {}
         self.info: dict[str, Any] = {}
 
@@ -125,6 +131,8 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         patches.apply()
+        if self.config.metrics_file is not None:
+            metrics.open_file(self.config.metrics_file)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # Step Functions really executes definitions; Lambda keeps its Docker mode, whose single
         # Docker-touching method is patched to run the handlers in-process.
@@ -168,12 +176,19 @@ class LocalStack:
         self._reset_core_caches()
 
         import boto3
+        from botocore.config import Config
 
         session = boto3.session.Session()
         clients = {
             name: session.client(name)
             for name in ("s3", "sqs", "dynamodb", "events", "stepfunctions", "iam", "lambda", "secretsmanager")
         }
+        # The stand-ins for API Gateway, the SQS event source mapping and asynchronous invocation call Lambda
+        # once per delivery, as AWS does: botocore's own retries would run a handler twice when moto is slow
+        # to answer (a second job for one POST /videos), and Lambda may run for up to 15 minutes.
+        invoker = session.client(
+            "lambda", config=Config(retries={"total_max_attempts": 1}, read_timeout=900, max_pool_connections=50)
+        )
         secret_arn = clients["secretsmanager"].create_secret(Name=self.names.secret, SecretString=api_key)["ARN"]
         os.environ["OPENROUTER_API_KEY_SECRET"] = secret_arn
         queue_url, queue_arn, dlq_url, intake_dlq_url = self._create_queues(clients["sqs"])
@@ -187,7 +202,7 @@ class LocalStack:
         # S3 notifications and EventBridge targets: Lambda's asynchronous invocation semantics.
         intake = AsyncConfig(maximum_retry_attempts=INTAKE_RETRY_ATTEMPTS, on_failure_queue_url=intake_dlq_url)
         self._async_invoker = AsyncInvoker(
-            session.client("lambda"),
+            invoker,
             session.client("sqs"),
             {self.names.function("intake_s3"): intake, self.names.function("intake_event"): intake},
             retry_delay_seconds=self.config.async_retry_delay_seconds,
@@ -215,7 +230,7 @@ class LocalStack:
             },
         )
 
-        self._poller = SqsPoller(clients["sqs"], clients["lambda"], queue_url, queue_arn, self.names.function("submit"))
+        self._poller = SqsPoller(clients["sqs"], invoker, queue_url, queue_arn, self.names.function("submit"))
         self._poller.start()
         self._watcher = ExecutionWatcher(
             session.client("stepfunctions"),
@@ -224,8 +239,18 @@ class LocalStack:
             interval=self.config.execution_watch_seconds,
         )
         self._watcher.start()
-        self._front_door = FrontDoor(clients["lambda"], self.names.function("api"), self.config.api_port)
+        self._front_door = FrontDoor(invoker, self.names.function("api"), self.config.api_port, api_name=self.names.api)
         self._front_door.start()
+        if self.config.metrics_file is not None:
+            queues = {
+                self.names.queue: queue_url,
+                self.names.dead_letter_queue: dlq_url,
+                self.names.intake_dead_letter_queue: intake_dlq_url,
+            }
+            self._queue_sampler = metrics.QueueSampler(
+                session.client("sqs"), queues, interval=self.config.queue_sample_seconds
+            )
+            self._queue_sampler.start()
         self.info = {
             "api_url": self._front_door.url,
             "aws_endpoint_url": endpoint,
@@ -243,6 +268,8 @@ class LocalStack:
         }
         if self.simulator is not None:
             self.info["simulator_content_url"] = self.simulator.content_base_url
+        if self.config.metrics_file is not None:
+            self.info["metrics_file"] = str(self.config.metrics_file)
         return self.info
 
     def stop(self) -> None:
@@ -257,6 +284,9 @@ class LocalStack:
         if self._watcher:
             self._watcher.stop()
             self._watcher = None
+        if self._queue_sampler:
+            self._queue_sampler.stop()
+            self._queue_sampler = None
         if patches.ASYNC_INVOKER is self._async_invoker:
             patches.ASYNC_INVOKER = None
         if self._async_invoker:
@@ -268,6 +298,8 @@ class LocalStack:
         if self.simulator is not None:
             self.simulator.stop()
             self.simulator = None
+        if self.config.metrics_file is not None:
+            metrics.close_file()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

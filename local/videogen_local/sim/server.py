@@ -196,6 +196,7 @@ class OpenRouterSimulator:
             return {
                 "submissions": self.submissions,
                 "duplicate_submissions": sum(count - 1 for count in prompts.values() if count > 1),
+                "duplicated_prompts": sorted(prompt for prompt, count in prompts.items() if count > 1),
                 "faults": dict(sorted(self.faults.items())),
                 "jobs": {
                     job.id: {"prompt": job.request.get("prompt"), "status": job.status, "sha256": job.sha256}

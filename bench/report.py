@@ -1,0 +1,90 @@
+"""The Markdown table of a bench run (bench/results.md, and README.md between the bench markers)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+START = "<!-- bench:start -->"
+END = "<!-- bench:end -->"
+
+
+def _met(result: dict[str, Any]) -> str:
+    return "yes" if result.get("met") else "**no**"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    b = results["benchmarks"]
+    lines = [
+        f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"Python {m['python']}, commit {m['commit']}{' (quick run)' if results['quick'] else ''}.",
+        "",
+        "| # | Benchmark | Measured (side by side, same run) | Target | Met |",
+        "|---|---|---|---|---|",
+    ]
+    if "download_memory" in b:
+        r = b["download_memory"]
+        runs = " / ".join(f"{x['peak_growth_mib']} MiB ({x['size_mib']} MiB video)" for x in r["runs"])
+        lines.append(
+            f"| 1 | Download memory (peak RSS growth, {r['part_mib']:g} MiB parts) | {runs} | "
+            f"≤ {r['target_growth_mib']:g} MiB and flat | {_met(r)} |"
+        )
+    if "download_throughput" in b:
+        r = b["download_throughput"]
+        lines.append(
+            f"| 2 | Download throughput ({r['size_mib']} MiB) | {r['download_mib_s']} MiB/s = "
+            f"{r['ratio_to_slower_leg']} × the slower leg (HTTP read {r['read_leg_mib_s']} MiB/s, "
+            f"S3 upload {r['upload_leg_mib_s']} MiB/s; strictly sequential would be "
+            f"{r['sequential_bound']} ×) | ≥ {r['target_ratio']} × | {_met(r)} |"
+        )
+    if "cold_start" in b:
+        r = b["cold_start"]
+        ratios = [h["ratio_to_boto3"] for h in r["handlers"]]
+        times = [h["import_ms"] for h in r["handlers"]]
+        lines.append(
+            f"| 3 | Cold start (handler import, median of {r['runs']}, {r['python']}) | {min(times)}–{max(times)} ms "
+            f"= {min(ratios)}–{max(ratios)} × `import boto3` ({r['boto3_import_ms']} ms) | "
+            f"≤ {r['target_ratio']} × | {_met(r)} |"
+        )
+    if "package_size" in b and b["package_size"].get("built"):
+        r = b["package_size"]
+        parts = ", ".join(f"{a['artifact']} {a['unzipped_mib']} MiB ({a['zipped_mib']} zipped)" for a in r["artifacts"])
+        lines.append(f"| 3 | `sam build` output | {parts} | small | — |")
+    if "workflow_cost" in b:
+        r = b["workflow_cost"]
+        typical, worst = r["jobs"]["typical"], r["jobs"]["worst_case"]
+        lines.append(
+            f"| 4 | Workflow cost (moto execution history) | {r['transitions_per_poll_cycle']} transitions per poll "
+            f"cycle; Lambda invocations = polls + {r['lambda_invocations_minus_polls']}; "
+            f"${typical['cost_usd']['total']:.5f} per {typical['polls']}-poll job, "
+            f"${worst['cost_usd']['total']:.5f} for the {worst['polls']}-poll worst case "
+            f"(Step Functions: ${typical['cost_usd']['step_functions']:.5f} "
+            f"and ${worst['cost_usd']['step_functions']:.5f}) "
+            f"| ≤ 3; ≤ polls + 3 | {_met(r)} |"
+        )
+    if "throughput" in b:
+        r = b["throughput"]
+        lines.append(
+            f"| 5 | Throughput through `videogen local serve` ({r['jobs']} jobs, {r['concurrency']} callers) | "
+            f"{r['completed']}/{r['jobs']} completed, {r['lost']} lost, {r['duplicate_events']} duplicate events, "
+            f"{r['duplicate_submissions']} duplicate submissions; {r['accepted_per_second']} accepted/s, "
+            f"POST /videos p50 {r['post_videos_ms_p50']} ms, p99 {r['post_videos_ms_p99']} ms; "
+            f"{r['jobs_per_second']} jobs/s end to end | all complete, none lost or duplicated | {_met(r)} |"
+        )
+    if "lambda_sizing" in b:
+        r = b["lambda_sizing"]
+        peaks = ", ".join(f"{f['function']} {f['peak_rss_mib']}" for f in r["functions"])
+        lines.append(
+            f"| 6 | Lambda sizing (peak RSS MiB, one process per function) | {peaks} | {r['rule']} | {_met(r)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, table: str) -> None:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme} has no {START} ... {END} section for the table")
+    block = f"{START}\n{table}{END}"
+    readme.write_text(re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S))

@@ -1,0 +1,79 @@
+"""Every benchmark of `make bench` in a tiny configuration, so that none of them can rot. These check
+that each one runs and that what it measures is real (bytes verified, jobs accounted for); the
+performance targets themselves are reported by `make bench`, not asserted here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import cold_start, download, sizing, throughput, workflow_cost
+from bench.report import END, START, markdown, update_readme
+
+pytestmark = pytest.mark.slow
+
+
+def test_download_memory_is_measured_in_a_process_of_its_own() -> None:
+    result = download.memory([6], part_bytes=5 * 1024 * 1024)
+    [run] = result["runs"]
+    assert run["size_mib"] == 6 and 0 < run["peak_growth_mib"] < 200
+    assert run["rss_before_mib"] > 20  # a real interpreter with the layer imported, not this process
+    assert result["target_growth_mib"] == 2 * 5 + 32
+
+
+def test_download_throughput_compares_the_transfer_with_each_leg() -> None:
+    result = download.throughput(6, repeats=1)
+    assert result["read_leg_mib_s"] > 0 and result["upload_leg_mib_s"] > 0 and result["download_mib_s"] > 0
+    assert result["ratio_to_slower_leg"] == pytest.approx(
+        result["download_mib_s"] / min(result["read_leg_mib_s"], result["upload_leg_mib_s"]), abs=0.02
+    )
+
+
+def test_cold_start_measures_every_handler_against_boto3() -> None:
+    result = cold_start.run(runs=1)
+    assert {row["function"] for row in result["handlers"]} == {
+        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail"
+    }  # fmt: skip
+    assert result["boto3_import_ms"] > 0 and all(row["import_ms"] > 0 for row in result["handlers"])
+
+
+def test_workflow_cost_counts_transitions_and_invocations_from_a_real_execution() -> None:
+    result = workflow_cost.run(max_polls=3, typical_polls=2)
+    typical, worst = result["jobs"]["typical"], result["jobs"]["worst_case"]
+    assert typical["status"] == "completed" and typical["polls"] == 2
+    assert worst["status"] == "timed_out" and worst["polls"] == 3
+    # Per the definition in statemachine/: Wait, Poll, Route per cycle; one invocation per poll + 3.
+    assert result["transitions_per_poll_cycle"] == 3
+    assert typical["lambda_invocations"] == {"api": 1, "submit": 1, "poll": 2, "download": 1}
+    assert worst["lambda_invocations"] == {"api": 1, "submit": 1, "poll": 3, "fail": 1}
+    assert typical["aws_calls"]["s3:CompleteMultipartUpload"] == 1
+    assert 0 < typical["cost_usd"]["total"] < worst["cost_usd"]["total"]
+
+
+def test_throughput_run_accounts_for_every_job() -> None:
+    result = throughput.run(jobs=4, concurrency=2)
+    assert result["completed"] == 4 and result["lost"] == 0 and result["videos_verified"] == 4
+    assert result["duplicate_events"] == 0 and result["duplicate_submissions"] == 0
+    assert result["post_videos_ms_p50"] > 0 and result["jobs_per_second"] > 0
+
+
+def test_sizing_measures_each_function_in_its_own_process() -> None:
+    result = sizing.run()
+    assert [row["function"] for row in result["functions"]] == [
+        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail"
+    ]  # fmt: skip
+    for row in result["functions"]:
+        assert row["peak_rss_mib"] >= row["rss_after_import_mib"] > 20
+        assert row["by_memory_mb"] % 128 == 0 and row["configured_mb"] >= row["by_memory_mb"], row
+
+
+def test_the_readme_table_is_replaced_between_its_markers(tmp_path: Path) -> None:
+    results = json.loads(json.dumps({"machine": {"date": "d", "cpu": "c", "cores": 2, "memory_gib": 1,
+        "python": "3", "commit": "x"}, "quick": True, "benchmarks": {}}))  # fmt: skip
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold table\n{END}\noutro\n")
+    update_readme(readme, markdown(results))
+    text = readme.read_text()
+    assert "old table" not in text and "Measured d on 2 cores" in text and text.endswith(f"{END}\noutro\n")
