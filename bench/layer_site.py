@@ -22,9 +22,13 @@ def runtime_python() -> str:
     """python3.12 like the deployed runtime, else this interpreter."""
     pyenv = Path.home() / ".pyenv" / "versions"
     for candidate in [shutil.which("python3.12"), *map(str, sorted(pyenv.glob("3.12.*/bin/python3.12")))]:
-        # A pyenv shim exists even where it cannot run the version: ask it.
-        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
-            return candidate
+        # A pyenv shim exists even where it cannot run the version, and works only with the environment
+        # it saw: ask it for the interpreter itself.
+        if candidate:
+            ask = [candidate, "-c", "import sys; print(sys.executable)"]
+            found = subprocess.run(ask, capture_output=True, text=True)
+            if found.returncode == 0 and found.stdout.strip():
+                return found.stdout.strip()
     return sys.executable
 
 

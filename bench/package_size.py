@@ -36,7 +36,5 @@ def run(build: bool = True) -> dict[str, Any]:
     artifacts = []
     for folder in sorted(p for p in BUILD.iterdir() if p.is_dir()):
         raw, zipped = _sizes(folder)
-        artifacts.append(
-            {"artifact": folder.name, "unzipped_mib": round(raw / MiB, 2), "zipped_mib": round(zipped / MiB, 2)}
-        )
+        artifacts.append({"artifact": folder.name, "unzipped_bytes": raw, "zipped_bytes": zipped})
     return {"built": True, "artifacts": artifacts}

@@ -14,6 +14,10 @@ def _met(result: dict[str, Any]) -> str:
     return "yes" if result.get("met") else "**no**"
 
 
+def _size(count: int) -> str:
+    return f"{count / 1024**2:.1f} MiB" if count >= 1024**2 else f"{count / 1024:.0f} KiB"
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     b = results["benchmarks"]
@@ -50,7 +54,9 @@ def markdown(results: dict[str, Any]) -> str:
         )
     if "package_size" in b and b["package_size"].get("built"):
         r = b["package_size"]
-        parts = ", ".join(f"{a['artifact']} {a['unzipped_mib']} MiB ({a['zipped_mib']} zipped)" for a in r["artifacts"])
+        parts = ", ".join(
+            f"{a['artifact']} {_size(a['unzipped_bytes'])} ({_size(a['zipped_bytes'])} zipped)" for a in r["artifacts"]
+        )
         lines.append(f"| 3 | `sam build` output | {parts} | small | — |")
     if "workflow_cost" in b:
         r = b["workflow_cost"]

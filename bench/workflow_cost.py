@@ -8,8 +8,10 @@ durations. Priced with the table below (us-east-1 list prices, arm64 Lambda; edi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import re
 import time
 from collections import Counter
@@ -181,7 +183,8 @@ def run(max_polls: int = 60, typical_polls: int = 5) -> dict[str, Any]:
         extra_env={"POWERTOOLS_METRICS_DISABLED": "true"},
     )
     recorder = _Recorder()
-    with LocalStack(config) as stack:
+    # The handlers run in this process: their metric lines would land in the benchmark's own output.
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), LocalStack(config) as stack:
         names = Names(stack.config.stack_name)
         recorder.install({names.function(folder): folder for folder in FUNCTIONS})
         typical = _run_job(stack.info, f"bench: typical [sim:polls={typical_polls}]", recorder)

@@ -115,7 +115,6 @@ class VideoStorage:
         upload_id: str = s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)["UploadId"]
         if on_upload_started is not None:
             on_upload_started(upload_id)
-        digest = hashlib.sha256()
         total = 0
         try:
             with _PartUploader(self, key, upload_id, parts_in_flight) as uploader:
@@ -127,7 +126,6 @@ class VideoStorage:
                     total += len(chunk)
                     if total > max_bytes:
                         raise VideoTooLarge(f"video larger than the {max_bytes}-byte limit")
-                    digest.update(chunk)
                     view = memoryview(chunk)
                     while view:
                         room = part_bytes - len(part)
@@ -144,7 +142,7 @@ class VideoStorage:
                     raise NotAnMp4(f"body of {total} bytes is too short to be an MP4")
                 if part or not uploader.started:
                     uploader.upload(part)
-                parts = uploader.finish()
+                parts, sha256 = uploader.finish()
             s3.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
@@ -153,9 +151,7 @@ class VideoStorage:
             # _PartUploader has waited for the parts in flight, so the abort is final.
             self.abort_upload(key, upload_id)
             raise
-        return StoredObject(
-            s3_uri=f"s3://{self.bucket}/{key}", bytes=total, sha256=digest.hexdigest(), content_type=content_type
-        )
+        return StoredObject(s3_uri=f"s3://{self.bucket}/{key}", bytes=total, sha256=sha256, content_type=content_type)
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         try:
@@ -173,7 +169,9 @@ class VideoStorage:
 
 class _PartUploader:
     """Uploads parts on background threads, at most ``in_flight`` at a time: ``upload`` blocks while
-    that many are under way, which bounds memory and lets the reader run ahead by exactly one part."""
+    that many are under way, which bounds memory and lets the reader run ahead by exactly one part.
+    The sha256 is computed here too, part by part in order on a thread of its own (hashlib releases
+    the GIL), so that hashing does not slow the reading of the next part."""
 
     def __init__(self, storage: VideoStorage, key: str, upload_id: str, in_flight: int) -> None:
         self._storage = storage
@@ -181,6 +179,9 @@ class _PartUploader:
         self._upload_id = upload_id
         self._in_flight = max(1, in_flight)
         self._pool = ThreadPoolExecutor(max_workers=self._in_flight, thread_name_prefix="upload-part")
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")  # one thread: in order
+        self._digest = hashlib.sha256()
+        self._hashing: deque[Future[None]] = deque()
         self._pending: deque[Future[dict[str, Any]]] = deque()
         self._done: list[dict[str, Any]] = []
         self.started = False
@@ -193,18 +194,25 @@ class _PartUploader:
         for future in self._pending:
             future.cancel()
         self._pool.shutdown(wait=True)
+        self._hasher.shutdown(wait=True)
 
     def upload(self, body: bytearray) -> None:
         self.started = True
         while len(self._pending) >= self._in_flight:
             self._done.append(self._pending.popleft().result())
+        while len(self._hashing) >= self._in_flight:  # a part waiting to be hashed is a part in memory
+            self._hashing.popleft().result()
+        self._hashing.append(self._hasher.submit(self._digest.update, body))
         number = len(self._done) + len(self._pending) + 1
         self._pending.append(self._pool.submit(self._storage.upload_part, self._key, self._upload_id, number, body))
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self) -> tuple[list[dict[str, Any]], str]:
+        """The uploaded parts and the sha256 of the whole body."""
         while self._pending:
             self._done.append(self._pending.popleft().result())
-        return self._done
+        while self._hashing:
+            self._hashing.popleft().result()
+        return self._done, self._digest.hexdigest()
 
 
 @dataclass
