@@ -7,6 +7,8 @@ import hashlib
 import json
 from typing import Any
 
+import pytest
+
 from tests.conftest import TEST_KEY
 from tests.handlers.conftest import BUCKET, Env
 from tests.support.handlers import invoke, sample_event
@@ -239,10 +241,10 @@ def test_an_execution_that_ended_without_an_outcome_fails_its_job(env: Env) -> N
     assert env.events() == []
 
 
+@pytest.mark.parametrize(("operation", "failing_call"), [("UploadPart", 2), ("CompleteMultipartUpload", 1)])
 def test_an_s3_failure_mid_upload_is_transient_leaves_nothing_and_the_retry_stores_one_object(
-    env: Env, foreign_server: ScriptedServer
+    env: Env, foreign_server: ScriptedServer, operation: str, failing_call: int
 ) -> None:
-    import pytest
     from botocore.exceptions import ClientError
 
     from videogen.errors import TransientError
@@ -250,20 +252,20 @@ def test_an_s3_failure_mid_upload_is_transient_leaves_nothing_and_the_retry_stor
     submitted_job(env)
     big = MP4 + bytes(range(256)) * (9 * 1024 * 1024 // 256)  # two 8 MiB parts
     foreign_server.on("GET", "/files/v.mp4", Canned(200, big))
-    calls = {"parts": 0}
+    calls = {"count": 0}
 
-    def fail_second_part(params: dict[str, Any], **_: Any) -> None:
-        calls["parts"] += 1
-        if calls["parts"] == 2:
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "UploadPart")
+    def fail_once(params: dict[str, Any], **_: Any) -> None:
+        calls["count"] += 1
+        if calls["count"] == failing_call:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, operation)
 
     s3 = client("s3")
-    s3.meta.events.register("before-call.s3.UploadPart", fail_second_part)
+    s3.meta.events.register(f"before-call.s3.{operation}", fail_once)
     try:
         with pytest.raises(TransientError, match="InternalError"):
             invoke("download", download_event(f"{foreign_server.url}/files/v.mp4"))
     finally:
-        s3.meta.events.unregister("before-call.s3.UploadPart", fail_second_part)
+        s3.meta.events.unregister(f"before-call.s3.{operation}", fail_once)
     assert client("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
     assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix="videos/")["KeyCount"] == 0
     assert job().status is JobStatus.SUBMITTED and env.events() == []

@@ -7,6 +7,19 @@ import threading
 from collections.abc import Callable
 from typing import TextIO
 
+# The function whose handler runs on this thread (set by patches._invoke_lambda). CloudWatch files each
+# line under its function's log group whatever the line says; local mode stamps it as Logs Insights'
+# ``@log`` field. The lines' own function_name cannot serve: Powertools keeps the Lambda context in the
+# logger, which every handler thread of this one process shares.
+CURRENT_FUNCTION = threading.local()
+
+
+def stamped(line: str, function: str | None) -> str:
+    """A JSON log line with ``"@log": "/aws/lambda/<function>"`` first (metric lines stay as they are)."""
+    if not function or not line.startswith("{") or line.startswith('{"_aws"') or line[1:].lstrip().startswith("}"):
+        return line
+    return f'{{"@log": "/aws/lambda/{function}", {line[1:]}'
+
 
 class LineWriter:
     """A stdout stand-in that buffers per thread and writes each completed line in one call.
@@ -24,7 +37,8 @@ class LineWriter:
         buffered = getattr(self._local, "buffer", "") + text
         if "\n" in buffered:
             complete, _, rest = buffered.rpartition("\n")
-            lines = complete.split("\n")
+            function = getattr(CURRENT_FUNCTION, "name", None)
+            lines = [stamped(line, function) for line in complete.split("\n")]
             if self._hook is not None:
                 hook = self._hook
                 lines = [line for line in lines if not hook(line)]
