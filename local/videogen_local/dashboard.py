@@ -694,8 +694,8 @@ def logs_insights(query: str, log_lines: Iterable[str]) -> tuple[list[str], list
         if not isinstance(record, dict):
             continue
         # @log is the log group (CloudWatch's own field; local serve stamps it on each line).
-        source = str(record.get("@log") or "").rsplit("/", 1)[-1] or record.get("function_name")
-        if sources and source not in sources:
+        function = str(record.get("@log") or "").rsplit("/", 1)[-1] or record.get("function_name")
+        if sources and function not in sources:
             continue
         if all((str(field_of(record, name)) == value) == (op == "=") for name, op, value in conditions):
             rows.append(record)
