@@ -83,8 +83,8 @@ deploy: build  ## sam deploy --guided to your AWS account
 clean:  ## remove build output (keeps the virtualenvs)
 	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache
 
-chaos: $(STAMP)  ## 200 jobs through local serve with 20 % of OpenRouter calls failing; prints the figures
-	$(BIN)/videogen chaos --jobs 200 --fault-rate 0.2
+chaos: $(STAMP)  ## 200 jobs through local serve with 20 % OpenRouter and 10 % AWS-side faults; prints the figures
+	$(BIN)/videogen chaos --jobs 200 --fault-rate 0.2 --aws-fault-rate 0.1
 
 bench: $(STAMP) $(SAM_VENV)/bin/sam  ## the performance suite: bench/results.json, bench/results.md and the README table
 	$(SAM_BUILD_ENV) $(BIN)/python -m bench

@@ -1,6 +1,8 @@
 """`videogen chaos`: many jobs through `videogen local serve` while the OpenRouter simulator fails a share
 of the calls on every edge (429 with Retry-After, 5xx, time-outs, dropped connections, truncated downloads,
-failed / cancelled / expired jobs). The figures show whether every job still ends exactly once.
+failed / cancelled / expired jobs) and, with ``--aws-fault-rate``, AWS fails too (localmode/aws_faults.py:
+DynamoDB throttling, SQS messages delivered twice, submit / poll / download dying half-way). The figures
+show whether every job still ends exactly once.
 
 Pass criteria (``passed`` in the figures): every accepted job has exactly one terminal status and exactly
 one result event, the simulator saw no duplicate submission, and every completed job's S3 object decodes
@@ -32,14 +34,22 @@ TERMINAL = {"completed", "failed", "cancelled", "expired", "timed_out"}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--fault-rate", type=float, default=0.2)
+    parser.add_argument("--fault-rate", type=float, default=0.2, help="share of OpenRouter calls that fail")
+    parser.add_argument(
+        "--aws-fault-rate",
+        type=float,
+        default=0.0,
+        help="share of DynamoDB requests throttled, submit batches delivered twice, invocations dying half-way",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=8, help="parallel callers submitting jobs")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for every job to end")
 
 
 def run(args: argparse.Namespace) -> int:
-    figures = run_chaos(args.jobs, args.fault_rate, args.seed, args.concurrency, args.timeout)
+    figures = run_chaos(
+        args.jobs, args.fault_rate, args.seed, args.concurrency, args.timeout, aws_fault_rate=args.aws_fault_rate
+    )
     print(json.dumps(figures, indent=2))
     return 0 if figures["passed"] else 1
 
@@ -51,7 +61,15 @@ def reference_data_url() -> str:
     return "data:image/png;base64," + base64.b64encode(backpack_png(96)).decode()
 
 
-def run_chaos(jobs: int, fault_rate: float, seed: int, concurrency: int = 8, timeout: float = 900) -> dict[str, Any]:
+def run_chaos(
+    jobs: int,
+    fault_rate: float,
+    seed: int,
+    concurrency: int = 8,
+    timeout: float = 900,
+    *,
+    aws_fault_rate: float = 0.0,
+) -> dict[str, Any]:
     env = {
         "VIDEOGEN_SIM_FAULT_RATE": str(fault_rate),
         "VIDEOGEN_SIM_FAULT_SEED": str(seed),
@@ -64,10 +82,17 @@ def run_chaos(jobs: int, fault_rate: float, seed: int, concurrency: int = 8, tim
     }
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
+        aws_faults_file = Path(scratch) / "aws-faults.json"
+        if aws_fault_rate:
+            env["VIDEOGEN_AWS_FAULT_RATE"] = str(aws_fault_rate)
+            env["VIDEOGEN_AWS_FAULT_SEED"] = str(seed)
+            env["VIDEOGEN_AWS_FAULT_FILE"] = str(aws_faults_file)
         serve_args = ("--poll-interval", "0", "--max-polls", "20")
         log = Path(scratch) / "serve.log"
         with local_serve(log, *serve_args, env=env) as (info, _):
             figures = _drive(info, jobs, concurrency, timeout)
+        # Rewritten after every injection; read once serve has stopped, when no more can come.
+        figures["aws_faults_injected"] = json.loads(aws_faults_file.read_text()) if aws_fault_rate else {}
         if not figures["passed"]:
             # Keep the evidence: the serve log of a failed run is the first thing to read.
             kept = Path("out") / f"chaos-serve-{uuid.uuid4().hex[:8]}.log"
@@ -75,6 +100,7 @@ def run_chaos(jobs: int, fault_rate: float, seed: int, concurrency: int = 8, tim
             kept.write_bytes(log.read_bytes())
             figures["serve_log"] = str(kept)
     figures["fault_rate"] = fault_rate
+    figures["aws_fault_rate"] = aws_fault_rate
     figures["seed"] = seed
     figures["wall_seconds"] = round(time.monotonic() - started, 1)
     return figures
@@ -144,6 +170,7 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) ->
         "openrouter_submissions": stats["submissions"],
         "duplicate_submissions": stats["duplicate_submissions"],
         "duplicated_prompts": stats["duplicated_prompts"],
+        "duplicated_jobs": _duplicated_jobs(stats, records),
         "faults_injected": stats["faults"],
         "completed_videos_verified": verified,
         "completed_videos_mismatched": mismatched,
@@ -190,6 +217,26 @@ def _jobs_per_second(records: dict[str, dict[str, Any]], accepted: list[str]) ->
     first = min(datetime.fromisoformat(r["created_at"]["S"]) for r in ended)
     last = max(datetime.fromisoformat(r["finished_at"]["S"]) for r in ended)
     return round(len(ended) / max((last - first).total_seconds(), 1e-3), 2)
+
+
+def _duplicated_jobs(stats: dict[str, Any], records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each prompt the simulator received more than once: what our job records say (the evidence)."""
+    duplicated = set(stats["duplicated_prompts"])
+    found = []
+    for job_id, record in records.items():
+        prompt = record.get("request", {}).get("M", {}).get("prompt", {}).get("S")
+        if prompt not in duplicated:
+            continue
+        entry: dict[str, Any] = {
+            "job_id": job_id,
+            "prompt": prompt,
+            "simulator_jobs": sorted(k for k, v in stats["jobs"].items() if v.get("prompt") == prompt),
+        }
+        for name in ("status", "openrouter_job_id", "submit_attempts", "last_submit_error", "error"):
+            if name in record:
+                entry[name] = next(iter(record[name].values()))  # {"S": ...} or {"N": ...}
+        found.append(entry)
+    return found
 
 
 def _reason(error: str) -> str:

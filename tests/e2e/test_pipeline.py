@@ -158,3 +158,14 @@ def test_exactly_one_result_event_per_job_and_no_secret_anywhere(served: Served)
     assert TEST_KEY not in json.dumps(served.aws("dynamodb").scan(TableName=table)["Items"], default=str)
     with open(served.info["stderr_log"]) as log:
         assert TEST_KEY not in log.read()
+    # Every object in the bucket: videos, request and reference uploads, the S3 door's .job.json / .error.json.
+    s3, bucket = served.aws("s3"), served.info["bucket"]
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for item in page.get("Contents", [])
+    ]
+    if items:  # the tests above ran: their videos and requests are among the objects scanned
+        assert any(key.startswith("videos/") for key in keys) and any(key.startswith("requests/") for key in keys)
+    for key in keys:
+        assert TEST_KEY.encode() not in s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key

@@ -147,6 +147,8 @@ def test_the_handlers_environment(stack: tuple[LocalStack, Path]) -> None:
         "OPENROUTER_BASE_URL": "http://127.0.0.1:9",
         "POLL_INTERVAL_SECONDS": "0",
         "MAX_POLLS": "5",
+        # Below the visibility timeout (1 s here): a dead submit's claim is stale when its message returns.
+        "SUBMIT_CLAIM_SECONDS": "1",
         "DEFAULT_MODEL": "bytedance/seedance-2.0-fast",
         "POWERTOOLS_SERVICE_NAME": "videogen",
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -27,6 +27,8 @@ def download_job(
     """Returns the finished job, or None if it had already ended."""
     existing = services.store.get(job_id)
     if existing is not None and existing.status.terminal:
+        # A retry after a crash between the terminal write and its event publishes the event; else nothing.
+        finish_job(services, job_id, existing.status)
         return None
     # unsigned_urls[0] first (often a storage host: no key goes there), then OpenRouter's authenticated
     # content endpoint, which also serves when the unsigned link has expired or is refused.
@@ -35,7 +37,7 @@ def download_job(
     started = time.monotonic()
     for index, url in enumerate(candidates):
         try:
-            stored = _store(services, job_id, url, existing.upload_id if existing else None)
+            stored = _store(services, job_id, url)
             break
         except (NotAnMp4, VideoTooLarge) as exc:
             return finish_job(services, job_id, JobStatus.FAILED, error=f"downloaded video rejected: {exc}")
@@ -65,7 +67,7 @@ def download_job(
     return finish_job(services, job_id, JobStatus.COMPLETED, video=video)
 
 
-def _store(services: Services, job_id: str, url: str, stale_upload_id: str | None) -> StoredObject:
+def _store(services: Services, job_id: str, url: str) -> StoredObject:
     with services.openrouter.stream(url) as response:
         return services.storage.upload_video(
             video_key(job_id),
@@ -73,6 +75,5 @@ def _store(services: Services, job_id: str, url: str, stale_upload_id: str | Non
             part_bytes=services.settings.download_part_bytes,
             max_bytes=services.settings.max_video_bytes,
             parts_in_flight=services.settings.download_parts_in_flight,
-            stale_upload_id=stale_upload_id,
             on_upload_started=lambda upload_id: services.store.record_upload(job_id, upload_id),
         )

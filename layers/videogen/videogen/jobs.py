@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 import re
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -24,6 +25,8 @@ _deserializer = TypeDeserializer()
 CALLER_INDEX = "by_caller"
 _ATTRIBUTE = {"#s": "status"}
 _TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
+# How long a call that wrote a terminal status has to publish its event before another may do it.
+EVENT_CLAIM_SECONDS = 10
 
 
 class Claim(StrEnum):
@@ -162,22 +165,31 @@ class JobStore:
         the transition happened now, or it happened earlier with the same status but its event was
         never confirmed as published (a crash between the write and the event). Else None."""
         assert status.terminal, status
-        values: dict[str, Any] = {":status": status.value, ":ts": utcnow()}
-        update = "SET #s = :status, finished_at = if_not_exists(finished_at, :ts), updated_at = :ts"
+        now = time.time()
+        values: dict[str, Any] = {":status": status.value, ":ts": utcnow(), ":now": Decimal(str(now))}
+        values[":stale"] = Decimal(str(now - EVENT_CLAIM_SECONDS))
+        # event_claimed_at: the call that owns the event is publishing it; another call may take the event
+        # over only once that claim is stale (its owner died between the write and the publication).
+        update = (
+            "SET #s = :status, finished_at = if_not_exists(finished_at, :ts), updated_at = :ts, event_claimed_at = :now"
+        )
         for name, value in (("error", error), ("video", video), ("usage", usage)):
             if value is not None:
                 update += f", #{name} = :{name}"
                 values[f":{name}"] = (
                     value if isinstance(value, str) else value.model_dump(mode="json", exclude_none=True)
                 )
-        condition = _not_terminal(values) + " OR (#s = :status AND attribute_not_exists(event_published_at))"
+        condition = _not_terminal(values) + (
+            " OR (#s = :status AND attribute_not_exists(event_published_at)"
+            " AND (attribute_not_exists(event_claimed_at) OR event_claimed_at < :stale))"
+        )
         try:
             return _to_job(self._update(job_id, update, condition, values))
         except _ConditionFailed:
             return None
 
     def record_upload(self, job_id: str, upload_id: str) -> None:
-        """Remember the download's multipart upload: if this attempt dies, the next one aborts it."""
+        """Remember the download's multipart upload on the job (what an operator looks for after a crash)."""
         values: dict[str, Any] = {":upload": upload_id, ":ts": utcnow()}
         # A job that ended meanwhile (cancelled) keeps no upload id: the download notices when it finishes.
         with contextlib.suppress(_ConditionFailed):

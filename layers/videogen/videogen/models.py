@@ -208,7 +208,7 @@ class Job(BaseModel):
     usage: Usage | None = None
     video: VideoObject | None = None
     submit_attempts: int = 0
-    upload_id: str | None = None  # the download's multipart upload, so a retry after a crash can abort it
+    upload_id: str | None = None  # the download's multipart upload (for operators: S3 Storage Lens, list-parts)
     created_at: str = Field(default_factory=utcnow)
     updated_at: str = Field(default_factory=utcnow)
     submitted_at: str | None = None

@@ -26,7 +26,7 @@ def finish_job(
 ) -> Job | None:
     """Record the terminal status and emit VideoCompleted/VideoFailed. Returns the finished job, or
     None if the job had already ended (no second event)."""
-    job = services.store.finish(job_id, status, error=error, video=video, usage=usage)
+    job = services.store.finish(job_id, status, error=error, video=video, usage=usage) or _unpublished(services, job_id)
     if job is None:
         logger.info("job already finished; no event emitted", extra={"job_id": job_id, "status": status.value})
         return None
@@ -36,6 +36,16 @@ def finish_job(
     record_outcome_metrics(job)
     logger.info("job finished", extra={"job_id": job_id, "status": job.status.value, "error": job.error})
     return job
+
+
+def _unpublished(services: Services, job_id: str) -> Job | None:
+    """The job ended earlier, possibly with another status, by a call that died before publishing its event
+    (a Lambda killed between the two writes): take over that event, so no job ends in silence."""
+    recorded = services.store.raw(job_id)
+    if recorded is None or "event_published_at" in recorded:
+        return None
+    status = JobStatus(recorded["status"])
+    return services.store.finish(job_id, status) if status.terminal else None
 
 
 def record_outcome_metrics(job: Job) -> None:

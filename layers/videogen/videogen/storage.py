@@ -95,7 +95,6 @@ class VideoStorage:
         max_bytes: int,
         content_type: str = "video/mp4",
         parts_in_flight: int = 1,
-        stale_upload_id: str | None = None,
         on_upload_started: Callable[[str], None] | None = None,
     ) -> StoredObject:
         """Stream ``chunks`` into ``s3://bucket/key``; check it is an MP4 no larger than ``max_bytes``.
@@ -104,14 +103,13 @@ class VideoStorage:
         transfer runs at the pace of the slower leg rather than the sum of both, and memory stays
         at most ``(parts_in_flight + 1) * part_bytes`` whatever the video's size.
 
-        ``stale_upload_id`` is an upload left by an earlier attempt that died before it could abort it
-        (a Lambda timeout or crash runs no ``except`` block): it is aborted first. ``on_upload_started``
-        receives the new upload's id so that the caller can record it for the next attempt.
+        Uploads of the same key left by an earlier attempt that died before it could abort them (a Lambda
+        time-out or crash runs no ``except`` block) are aborted first. ``on_upload_started`` receives the
+        new upload's id (the job records it, for operators).
         """
         part_bytes = max(part_bytes, MIN_PART_BYTES)
         s3 = client("s3")
-        if stale_upload_id:
-            self.abort_upload(key, stale_upload_id)
+        self.abort_stale_uploads(key)
         upload_id: str = s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)["UploadId"]
         if on_upload_started is not None:
             on_upload_started(upload_id)
@@ -152,6 +150,14 @@ class VideoStorage:
             self.abort_upload(key, upload_id)
             raise
         return StoredObject(s3_uri=f"s3://{self.bucket}/{key}", bytes=total, sha256=sha256, content_type=content_type)
+
+    def abort_stale_uploads(self, key: str) -> None:
+        # Listed rather than remembered: an attempt can die between creating its upload and recording it.
+        # The video key is the job's own, and the state machine runs one download of a job at a time.
+        listed = client("s3").list_multipart_uploads(Bucket=self.bucket, Prefix=key).get("Uploads", [])
+        for upload in listed:
+            if upload["Key"] == key:
+                self.abort_upload(key, upload["UploadId"])
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         try:

@@ -49,6 +49,7 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
         logger.error("submit: no such job", extra={"job_id": job_id})
         return SubmitResult.MISSING
     if job.status.terminal:
+        finish_job(services, job_id, job.status)  # publishes the event if a crash left it unpublished
         return SubmitResult.ALREADY_FINISHED
     if job.openrouter_job_id:
         start_workflow(services, job)

@@ -14,11 +14,12 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from videogen_local.localmode import metrics
+from videogen_local.localmode.aws_faults import AwsFaults, FunctionCrash
 
 Handler = Callable[[dict[str, Any], Any], Any]
 # (function ARN, event) -> None: how S3 notifications and EventBridge targets invoke a function.
@@ -31,6 +32,14 @@ HANDLERS: dict[str, Handler] = {}
 # Set by a running local stack: Lambda's asynchronous invocation (retries, on-failure destination).
 # None: moto's own behaviour (one attempt, errors dropped).
 ASYNC_INVOKER: AsyncInvoke | None = None
+# Set by a running local stack with AWS faults on (chaos runs): invocations may die half-way.
+AWS_FAULTS: AwsFaults | None = None
+# Lambda gives an execution environment one event at a time; here every function has one environment,
+# which concurrent invocations (the front door's threads) share. A function that keeps the current event
+# in module state must take its events one at a time (function name -> its lock; filled by the stack):
+# the api's Powertools resolver keeps it on its class (BaseRouter.current_event), so two concurrent
+# requests could both be served with one's body and caller; submit's BatchProcessor keeps its batch.
+ONE_AT_A_TIME: dict[str, threading.Lock] = {}
 _applied = False
 _lock = threading.Lock()
 
@@ -68,9 +77,23 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         memory_limit_in_mb=int(getattr(self, "memory_size", None) or 256),
         log_group_name=f"/aws/lambda/{self.function_name}",
     )
+    faults = AWS_FAULTS
+    around: AbstractContextManager[None] = (
+        faults.invocation(self.function_name, float(getattr(self, "timeout", None) or 60))
+        if faults is not None
+        else nullcontext()
+    )
+    serial: AbstractContextManager[Any] = ONE_AT_A_TIME.get(self.function_name) or nullcontext()
     started = time.perf_counter()
     try:
-        answer = json.dumps(handler(event, context), default=str)
+        with serial:
+            started = time.perf_counter()  # the function's duration, not its wait for the environment
+            with around:
+                answer = json.dumps(handler(event, context), default=str)
+    except FunctionCrash as death:
+        # The injected death of the function's process (aws_faults.py): what Lambda reports for it.
+        metrics.record_lambda(self.function_name, (time.perf_counter() - started) * 1000, error=True)
+        return json.dumps(death.payload()), True, ""
     except Exception as exc:
         metrics.record_lambda(self.function_name, (time.perf_counter() - started) * 1000, error=True)
         # Step Functions matches Retry/Catch on errorType, exactly as with a deployed function.

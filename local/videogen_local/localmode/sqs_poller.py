@@ -4,6 +4,9 @@ moto's own mapping runs the handler inside send_message and never retries, so th
 polled here instead: batches of up to 10 become real SQS Lambda events, the function is invoked
 through moto's Lambda API, and only records not reported in ``batchItemFailures`` are deleted, so
 failed records come back after the visibility timeout and reach the DLQ after maxReceiveCount.
+
+With AWS faults on (aws_faults.py), delivery is at least once, as SQS's own: now and then a batch is
+invoked a second time, or a processed message is sent again to arrive a few seconds later.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import logging
 from typing import Any
 
+from videogen_local.localmode.aws_faults import AwsFaults
 from videogen_local.localmode.loop import BackgroundLoop
 
 log = logging.getLogger("videogen.local")
@@ -22,13 +26,22 @@ log = logging.getLogger("videogen.local")
 class SqsPoller(BackgroundLoop):
     name = "sqs-poller"
 
-    def __init__(self, sqs: Any, lambda_client: Any, queue_url: str, queue_arn: str, function_name: str) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        lambda_client: Any,
+        queue_url: str,
+        queue_arn: str,
+        function_name: str,
+        faults: AwsFaults | None = None,
+    ) -> None:
         super().__init__(pause=0)  # the long poll (WaitTimeSeconds) is the pause
         self._sqs = sqs
         self._lambda = lambda_client
         self._queue_url = queue_url
         self._queue_arn = queue_arn
         self._function = function_name
+        self._faults = faults
 
     def tick(self) -> None:
         self.poll_once(wait_seconds=1)
@@ -44,17 +57,32 @@ class SqsPoller(BackgroundLoop):
         if not messages:
             return 0
         event = {"Records": [self._record(message) for message in messages]}
+        done = self._invoke(event, messages)
+        if self._faults is not None and self._faults.duplicate_batch():
+            # At-least-once delivery: the same batch reaches the function again (what either delivery
+            # processed is deleted, as each consumer deletes what it processed).
+            done |= self._invoke(event, messages)
+        for message in messages:
+            if message["MessageId"] not in done:
+                continue
+            self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+            delay = self._faults.redelivery_delay() if self._faults is not None else None
+            if delay is not None:
+                # Delivered again after it was processed (only the body: the submit queue's messages
+                # carry no attributes).
+                self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=message["Body"], DelaySeconds=delay)
+        return len(messages)
+
+    def _invoke(self, event: dict[str, Any], messages: list[dict[str, Any]]) -> set[str]:
+        """Invoke the function with one batch; returns the ids of the messages it processed."""
         response = self._lambda.invoke(FunctionName=self._function, Payload=json.dumps(event).encode())
         payload = json.loads(response["Payload"].read() or b"{}")
         if response.get("FunctionError"):
             # The whole batch failed: every message returns to the queue after its visibility timeout.
             log.info("submit batch failed: %s", payload.get("errorMessage"))
-            return len(messages)
+            return set()
         failed = {item["itemIdentifier"] for item in payload.get("batchItemFailures", [])}
-        for message in messages:
-            if message["MessageId"] not in failed:
-                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return len(messages)
+        return {message["MessageId"] for message in messages} - failed
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         return {

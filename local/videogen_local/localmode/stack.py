@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 from videogen_local.localmode import metrics, patches
 from videogen_local.localmode.async_invoke import AsyncConfig, AsyncInvoker
+from videogen_local.localmode.aws_faults import CRASHING_FUNCTIONS, HANDLER_SERVICES, AwsFaults
 from videogen_local.localmode.executions import ENDED, ExecutionWatcher
 from videogen_local.localmode.front_door import FrontDoor
 from videogen_local.localmode.handlers import load_all, repository_root
@@ -29,6 +31,8 @@ SIMULATOR_KEY = "sk-sim-local-0000000000000000"
 LOCAL_VISIBILITY_SECONDS = 5  # deployed: 6 x the submit timeout; locally short so retries show up fast
 MAX_RECEIVE_COUNT = 5
 INTAKE_RETRY_ATTEMPTS = 2  # the intake functions' EventInvokeConfig.MaximumRetryAttempts
+# The functions that keep the current event in module state (see patches.ONE_AT_A_TIME).
+ONE_EVENT_AT_A_TIME = ("api", "submit")
 # As template.yaml: MemorySize (Globals 256, download 512) and Timeout per function.
 MEMORY_MB = {"download": 512}
 TIMEOUT_SECONDS = {"api": 29, "download": 900, "fail": 30}
@@ -52,6 +56,11 @@ class LocalStackConfig:
     simulator_max_render_height: int | None = None
     simulator_fault_rate: float = 0.0
     simulator_fault_seed: int | None = None
+    # Chaos runs: AWS-side faults (aws_faults.py) at this rate; 0 = none. Their counts go to
+    # aws_fault_file (JSON; a temporary file when None), named in info["aws_faults_file"].
+    aws_fault_rate: float = 0.0
+    aws_fault_seed: int | None = None
+    aws_fault_file: Path | None = None
     log_level: str = "WARNING"
     queue_visibility_seconds: int = LOCAL_VISIBILITY_SECONDS
     # Lambda retries failed asynchronous invocations after about 1 and 2 minutes; locally seconds.
@@ -79,6 +88,12 @@ class LocalStackConfig:
             config.simulator_fault_rate = float(os.environ["VIDEOGEN_SIM_FAULT_RATE"])
         if os.environ.get("VIDEOGEN_SIM_FAULT_SEED"):
             config.simulator_fault_seed = int(os.environ["VIDEOGEN_SIM_FAULT_SEED"])
+        if os.environ.get("VIDEOGEN_AWS_FAULT_RATE"):
+            config.aws_fault_rate = float(os.environ["VIDEOGEN_AWS_FAULT_RATE"])
+        if os.environ.get("VIDEOGEN_AWS_FAULT_SEED"):
+            config.aws_fault_seed = int(os.environ["VIDEOGEN_AWS_FAULT_SEED"])
+        if os.environ.get("VIDEOGEN_AWS_FAULT_FILE"):
+            config.aws_fault_file = Path(os.environ["VIDEOGEN_AWS_FAULT_FILE"])
         if os.environ.get("VIDEOGEN_SIM_RENDER_HEIGHT"):
             config.simulator_max_render_height = int(os.environ["VIDEOGEN_SIM_RENDER_HEIGHT"])
         return config
@@ -102,6 +117,7 @@ class LocalStack:
         self._async_invoker: AsyncInvoker | None = None
         self._watcher: ExecutionWatcher | None = None
         self._queue_sampler: metrics.QueueSampler | None = None
+        self._faults: AwsFaults | None = None
         self._saved_env: dict[str, str | None] = {}
         self.info: dict[str, Any] = {}
 
@@ -164,6 +180,11 @@ class LocalStack:
                 "OPENROUTER_BASE_URL": base_url,
                 "POLL_INTERVAL_SECONDS": str(self.config.poll_interval),
                 "MAX_POLLS": str(self.config.max_polls),
+                # Deployed, a submit claim (120 s) goes stale before the message's first redelivery (the
+                # visibility timeout, 360 s). Locally the visibility timeout is seconds: keep the claim
+                # below it, or a submit that died after claiming is redelivered only to find its claim
+                # busy until the message is dead-lettered and the job stays queued.
+                "SUBMIT_CLAIM_SECONDS": str(max(1, self.config.queue_visibility_seconds - 1)),
                 "DEFAULT_MODEL": "bytedance/seedance-2.0-fast",
                 "POWERTOOLS_SERVICE_NAME": "videogen",
                 "POWERTOOLS_METRICS_NAMESPACE": self.config.stack_name,  # as deployed: one namespace per stack
@@ -230,7 +251,10 @@ class LocalStack:
             },
         )
 
-        self._poller = SqsPoller(clients["sqs"], invoker, queue_url, queue_arn, self.names.function("submit"))
+        self._faults = self._start_faults()
+        self._poller = SqsPoller(
+            clients["sqs"], invoker, queue_url, queue_arn, self.names.function("submit"), faults=self._faults
+        )
         self._poller.start()
         self._watcher = ExecutionWatcher(
             session.client("stepfunctions"),
@@ -270,6 +294,9 @@ class LocalStack:
             self.info["simulator_content_url"] = self.simulator.content_base_url
         if self.config.metrics_file is not None:
             self.info["metrics_file"] = str(self.config.metrics_file)
+        if self._faults is not None:
+            self.info["aws_fault_rate"] = self._faults.rate
+            self.info["aws_faults_file"] = str(self._faults.record_file)
         return self.info
 
     def stop(self) -> None:
@@ -289,6 +316,10 @@ class LocalStack:
             self._queue_sampler = None
         if patches.ASYNC_INVOKER is self._async_invoker:
             patches.ASYNC_INVOKER = None
+        if self._faults is not None:
+            if patches.AWS_FAULTS is self._faults:
+                patches.AWS_FAULTS = None
+            self._faults = None
         if self._async_invoker:
             self._async_invoker.stop()
             self._async_invoker = None
@@ -332,6 +363,29 @@ class LocalStack:
         )
         self.simulator.start()
         return self.simulator.base_url, self.config.simulator_api_key
+
+    def _start_faults(self) -> AwsFaults | None:
+        """AWS-side faults on the handlers' clients and in the SQS poller (chaos runs), if configured."""
+        if not self.config.aws_fault_rate:
+            return None
+        from videogen.aws import client
+
+        record_file = self.config.aws_fault_file
+        if record_file is None:
+            handle, name = tempfile.mkstemp(prefix="videogen-aws-faults-", suffix=".json")
+            os.close(handle)
+            record_file = Path(name)
+        faults = AwsFaults(
+            self.config.aws_fault_rate,
+            self.config.aws_fault_seed,
+            functions={self.names.function(folder): folder for folder in CRASHING_FUNCTIONS},
+            record_file=record_file,
+        )
+        # The handlers' clients are cached per process (videogen.aws.client): hook the very ones they use.
+        faults.install({service: client(service) for service in HANDLER_SERVICES})
+        patches.AWS_FAULTS = faults
+        log.warning("AWS faults on: rate %s, counts in %s", faults.rate, record_file)
+        return faults
 
     def _set_env(self, values: dict[str, str]) -> None:
         for name, value in values.items():
@@ -380,6 +434,8 @@ class LocalStack:
         for folder, module in modules.items():
             name = self.names.function(folder)
             patches.HANDLERS[name] = module.lambda_handler
+            if folder in ONE_EVENT_AT_A_TIME:
+                patches.ONE_AT_A_TIME.setdefault(name, threading.Lock())
             lambda_client.create_function(
                 FunctionName=name,
                 Runtime="python3.12",
