@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from videogen.errors import NotAnMp4, OpenRouterError, OpenRouterUnavailable, TransientError, VideoTooLarge
 from videogen.models import Job, JobStatus, VideoObject
 from videogen.observability import Metric, emit, logger
-from videogen.outcome import finish_job
+from videogen.outcome import finish_job, settle_finished
 from videogen.services import Services
 from videogen.storage import StoredObject
 
@@ -27,8 +27,7 @@ def download_job(
     """Returns the finished job, or None if it had already ended."""
     existing = services.store.get(job_id)
     if existing is not None and existing.status.terminal:
-        # A retry after a crash between the terminal write and its event publishes the event; else nothing.
-        finish_job(services, job_id, existing.status)
+        settle_finished(services, existing)
         return None
     # unsigned_urls[0] first (often a storage host: no key goes there), then OpenRouter's authenticated
     # content endpoint, which also serves when the unsigned link has expired or is refused.

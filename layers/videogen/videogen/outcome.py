@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from videogen.errors import TransientError
 from videogen.events import DetailType, outcome_detail
 from videogen.models import Job, JobStatus, Usage, VideoObject
 from videogen.observability import Metric, emit, logger
@@ -36,6 +37,17 @@ def finish_job(
     record_outcome_metrics(job)
     logger.info("job finished", extra={"job_id": job_id, "status": job.status.value, "error": job.error})
     return job
+
+
+def settle_finished(services: Services, job: Job) -> None:
+    """A retry found its job already finished. If that job's event is still unpublished, publish it (its
+    owner died between the two writes) or, while the owner's claim is fresh, raise TransientError so the
+    retry comes back: it must not end quietly while the job might still end without its event."""
+    if finish_job(services, job.id, job.status) is not None:
+        return
+    recorded = services.store.raw(job.id)
+    if recorded is not None and "event_published_at" not in recorded:
+        raise TransientError(f"job {job.id} is {job.status.value} but its result event is not published yet")
 
 
 def _unpublished(services: Services, job_id: str) -> Job | None:

@@ -21,7 +21,7 @@ from videogen.errors import OpenRouterError, OpenRouterUnavailable, SubmissionOu
 from videogen.jobs import Claim
 from videogen.models import Job, JobStatus, WorkflowInput
 from videogen.observability import Metric, annotate_job, emit, logger
-from videogen.outcome import finish_job
+from videogen.outcome import finish_job, settle_finished
 from videogen.services import Services
 
 UNKNOWN_OUTCOME = (
@@ -49,7 +49,7 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
         logger.error("submit: no such job", extra={"job_id": job_id})
         return SubmitResult.MISSING
     if job.status.terminal:
-        finish_job(services, job_id, job.status)  # publishes the event if a crash left it unpublished
+        settle_finished(services, job)
         return SubmitResult.ALREADY_FINISHED
     if job.openrouter_job_id:
         start_workflow(services, job)

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from videogen_local.localmode import metrics
+from videogen_local.localmode import metrics, output
 from videogen_local.localmode.aws_faults import AwsFaults, FunctionCrash
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -88,8 +88,12 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
     try:
         with serial:
             started = time.perf_counter()  # the function's duration, not its wait for the environment
-            with around:
-                answer = json.dumps(handler(event, context), default=str)
+            output.CURRENT_FUNCTION.name = self.function_name  # each log line under its function's log group
+            try:
+                with around:
+                    answer = json.dumps(handler(event, context), default=str)
+            finally:
+                output.CURRENT_FUNCTION.name = None
     except FunctionCrash as death:
         # The injected death of the function's process (aws_faults.py): what Lambda reports for it.
         metrics.record_lambda(self.function_name, (time.perf_counter() - started) * 1000, error=True)
