@@ -56,9 +56,7 @@ def test_submitted_job_is_done_for_claims_and_polls_append() -> None:
     assert done is not None and done.status is JobStatus.IN_PROGRESS and done.usage == Usage(cost=0.2)
 
 
-def test_terminal_status_never_changes_and_only_one_call_owns_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
-    import videogen.jobs
-
+def test_terminal_status_never_changes_and_only_one_call_owns_the_event() -> None:
     store = JobStore("videogen-jobs")
     new_job(store)
     video = VideoObject(s3_uri="s3://b/videos/j1.mp4", bytes=10, sha256="0" * 64)
@@ -67,7 +65,7 @@ def test_terminal_status_never_changes_and_only_one_call_owns_the_event(monkeypa
     # The owner may still be publishing: nobody else may take the event over yet.
     assert store.finish("j1", JobStatus.COMPLETED, video=video) is None
     # Once its claim is stale (the owner died before publishing), a retry publishes it.
-    monkeypatch.setattr(videogen.jobs, "EVENT_CLAIM_SECONDS", 0)
+    store.event_claim_seconds = 0
     assert store.finish("j1", JobStatus.COMPLETED, video=video) is not None
     store.mark_event_published("j1")
     assert store.finish("j1", JobStatus.COMPLETED, video=video) is None

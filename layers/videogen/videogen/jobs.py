@@ -26,7 +26,10 @@ CALLER_INDEX = "by_caller"
 _ATTRIBUTE = {"#s": "status"}
 _TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
 # How long a call that wrote a terminal status has to publish its event before another may do it.
-EVENT_CLAIM_SECONDS = 10
+# Default of Settings.event_claim_seconds: longer than a live owner's slowest path (botocore's retries of a
+# throttled PutEvents or UpdateItem), shorter than the retries that take an event over (the workflow's
+# Record* steps: 2 + 4 + 8 + 16 + 32 s; SQS redelivery of submit messages: 5 x the visibility time-out).
+EVENT_CLAIM_SECONDS = 30
 
 
 class Claim(StrEnum):
@@ -39,6 +42,7 @@ class Claim(StrEnum):
 @dataclass
 class JobStore:
     table: str
+    event_claim_seconds: int = EVENT_CLAIM_SECONDS
 
     # --- reads ----------------------------------------------------------------------------------------
 
@@ -167,7 +171,7 @@ class JobStore:
         assert status.terminal, status
         now = time.time()
         values: dict[str, Any] = {":status": status.value, ":ts": utcnow(), ":now": Decimal(str(now))}
-        values[":stale"] = Decimal(str(now - EVENT_CLAIM_SECONDS))
+        values[":stale"] = Decimal(str(now - self.event_claim_seconds))
         # event_claimed_at: the call that owns the event is publishing it; another call may take the event
         # over only once that claim is stale (its owner died between the write and the publication).
         update = (

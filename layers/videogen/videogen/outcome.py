@@ -40,14 +40,21 @@ def finish_job(
 
 
 def settle_finished(services: Services, job: Job) -> None:
-    """A retry found its job already finished. If that job's event is still unpublished, publish it (its
-    owner died between the two writes) or, while the owner's claim is fresh, raise TransientError so the
-    retry comes back: it must not end quietly while the job might still end without its event."""
-    if finish_job(services, job.id, job.status) is not None:
-        return
-    recorded = services.store.raw(job.id)
-    if recorded is not None and "event_published_at" not in recorded:
-        raise TransientError(f"job {job.id} is {job.status.value} but its result event is not published yet")
+    """A retry found its job already finished: make sure its event goes out (see ``finish_or_retry``)."""
+    finish_or_retry(services, job.id, job.status)
+
+
+def finish_or_retry(services: Services, job_id: str, status: JobStatus, *, error: str | None = None) -> Job | None:
+    """``finish_job`` for the workflow's retried steps. When the job already ended and its event is still
+    unpublished while its owner's claim is fresh, raise TransientError so the step comes back and takes
+    the event over once the claim is stale: a retried step must not end quietly while its job could
+    still end without an event (its owner died between the terminal write and the publication)."""
+    job = finish_job(services, job_id, status, error=error)
+    if job is None:
+        recorded = services.store.raw(job_id)
+        if recorded is not None and "event_published_at" not in recorded:
+            raise TransientError(f"job {job_id} has ended but its result event is not published yet")
+    return job
 
 
 def _unpublished(services: Services, job_id: str) -> Job | None:

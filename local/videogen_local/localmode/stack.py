@@ -185,6 +185,8 @@ class LocalStack:
                 # below it, or a submit that died after claiming is redelivered only to find its claim
                 # busy until the message is dead-lettered and the job stays queued.
                 "SUBMIT_CLAIM_SECONDS": str(max(1, self.config.queue_visibility_seconds - 1)),
+                # Locally SQS gives up on a message after 5 x 5 s: a stalled event must be taken over before.
+                "EVENT_CLAIM_SECONDS": str(max(1, self.config.queue_visibility_seconds - 1)),
                 "DEFAULT_MODEL": "bytedance/seedance-2.0-fast",
                 "POWERTOOLS_SERVICE_NAME": "videogen",
                 "POWERTOOLS_METRICS_NAMESPACE": self.config.stack_name,  # as deployed: one namespace per stack
