@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from videogen.errors import NotAnMp4, OpenRouterError, OpenRouterUnavailable, TransientError, VideoTooLarge
 from videogen.models import Job, JobStatus, VideoObject
 from videogen.observability import Metric, emit, logger
-from videogen.outcome import finish_job, settle_finished
+from videogen.outcome import finish_job, finish_or_retry
 from videogen.services import Services
 from videogen.storage import StoredObject
 
@@ -27,7 +27,7 @@ def download_job(
     """Returns the finished job, or None if it had already ended."""
     existing = services.store.get(job_id)
     if existing is not None and existing.status.terminal:
-        settle_finished(services, existing)
+        finish_or_retry(services, job_id, existing.status)  # a finished job's event must still go out
         return None
     # unsigned_urls[0] first (often a storage host: no key goes there), then OpenRouter's authenticated
     # content endpoint, which also serves when the unsigned link has expired or is refused.
@@ -74,5 +74,4 @@ def _store(services: Services, job_id: str, url: str) -> StoredObject:
             part_bytes=services.settings.download_part_bytes,
             max_bytes=services.settings.max_video_bytes,
             parts_in_flight=services.settings.download_parts_in_flight,
-            on_upload_started=lambda upload_id: services.store.record_upload(job_id, upload_id),
         )

@@ -5,7 +5,6 @@ each other's work."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import re
 import time
@@ -191,13 +190,6 @@ class JobStore:
             return _to_job(self._update(job_id, update, condition, values))
         except _ConditionFailed:
             return None
-
-    def record_upload(self, job_id: str, upload_id: str) -> None:
-        """Remember the download's multipart upload on the job (what an operator looks for after a crash)."""
-        values: dict[str, Any] = {":upload": upload_id, ":ts": utcnow()}
-        # A job that ended meanwhile (cancelled) keeps no upload id: the download notices when it finishes.
-        with contextlib.suppress(_ConditionFailed):
-            self._update(job_id, "SET upload_id = :upload, updated_at = :ts", _not_terminal(values), values)
 
     def mark_event_published(self, job_id: str) -> None:
         self._update(job_id, "SET event_published_at = :ts", None, {":ts": utcnow()})

@@ -208,7 +208,6 @@ class Job(BaseModel):
     usage: Usage | None = None
     video: VideoObject | None = None
     submit_attempts: int = 0
-    upload_id: str | None = None  # the download's multipart upload (for operators: S3 Storage Lens, list-parts)
     created_at: str = Field(default_factory=utcnow)
     updated_at: str = Field(default_factory=utcnow)
     submitted_at: str | None = None
@@ -216,7 +215,7 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The caller's view: internal bookkeeping stays out, progress at a glance goes in."""
-        body = self.model_dump(mode="json", exclude={"submit_attempts", "polling_url", "upload_id"})
+        body = self.model_dump(mode="json", exclude={"submit_attempts", "polling_url"})
         body["request"] = self.request.model_dump(mode="json", exclude_none=True)
         end = _timestamp(self.finished_at) if self.finished_at else datetime.now(UTC)
         body["elapsed_seconds"] = round((end - _timestamp(self.created_at)).total_seconds(), 1)

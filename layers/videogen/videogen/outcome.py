@@ -39,11 +39,6 @@ def finish_job(
     return job
 
 
-def settle_finished(services: Services, job: Job) -> None:
-    """A retry found its job already finished: make sure its event goes out (see ``finish_or_retry``)."""
-    finish_or_retry(services, job.id, job.status)
-
-
 def finish_or_retry(services: Services, job_id: str, status: JobStatus, *, error: str | None = None) -> Job | None:
     """``finish_job`` for the workflow's retried steps. When the job already ended and its event is still
     unpublished while its owner's claim is fresh, raise TransientError so the step comes back and takes

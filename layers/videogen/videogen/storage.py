@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -95,7 +95,6 @@ class VideoStorage:
         max_bytes: int,
         content_type: str = "video/mp4",
         parts_in_flight: int = 1,
-        on_upload_started: Callable[[str], None] | None = None,
     ) -> StoredObject:
         """Stream ``chunks`` into ``s3://bucket/key``; check it is an MP4 no larger than ``max_bytes``.
 
@@ -104,15 +103,12 @@ class VideoStorage:
         at most ``(parts_in_flight + 1) * part_bytes`` whatever the video's size.
 
         Uploads of the same key left by an earlier attempt that died before it could abort them (a Lambda
-        time-out or crash runs no ``except`` block) are aborted first. ``on_upload_started`` receives the
-        new upload's id (the job records it, for operators).
+        time-out or crash runs no ``except`` block) are aborted first.
         """
         part_bytes = max(part_bytes, MIN_PART_BYTES)
         s3 = client("s3")
         self.abort_stale_uploads(key)
         upload_id: str = s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)["UploadId"]
-        if on_upload_started is not None:
-            on_upload_started(upload_id)
         total = 0
         try:
             with _PartUploader(self, key, upload_id, parts_in_flight) as uploader:
