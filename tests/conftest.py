@@ -23,7 +23,14 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
+from hypothesis import settings
+
 from tests.support.scripted_http import ScriptedServer
+
+# Property tests check behaviour, not speed: on a loaded 2-core runner one example can take longer than
+# hypothesis' default 200 ms deadline, which fails the test for no fault of the code.
+settings.register_profile("videogen", deadline=None)
+settings.load_profile("videogen")
 
 TEST_KEY = "sk-or-v1-test-key-that-must-never-leak-0123456789"
 
