@@ -23,7 +23,7 @@ PART_BYTES = 8 * MiB
 
 
 @contextmanager
-def _pointed_at(aws: Aws) -> Iterator[None]:
+def pointed_at(aws: Aws) -> Iterator[None]:
     """This process's videogen clients on the benchmark's moto server (to seed and read job records)."""
     from videogen.aws import reset_clients
 
@@ -49,7 +49,7 @@ def _new_job(aws: Aws) -> str:
 
     job_id = uuid.uuid4().hex
     request = VideoRequest.model_validate({"prompt": "benchmark"})
-    with _pointed_at(aws):
+    with pointed_at(aws):
         JobStore(TABLE).create(Job(id=job_id, status=JobStatus.IN_PROGRESS, request=request, openrouter_job_id="or-1"))
     return job_id
 
@@ -66,7 +66,7 @@ def download(worker: LambdaWorker, aws: Aws, video_url: str, size: int) -> dict[
     from bench.harness import TABLE
     from videogen.jobs import JobStore
 
-    with _pointed_at(aws):
+    with pointed_at(aws):
         job = JobStore(TABLE).get(job_id)
     assert job is not None and job.video is not None
     if job.video.bytes != size or job.video.sha256 != expected_sha256(size):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,19 +16,14 @@ from typing import IO, Any
 import boto3
 import httpx
 
+from videogen_local.localmode.stack import free_port
+
 REGION = "us-east-1"
 TABLE = "bench-jobs"
 BUCKET = "bench-bucket"
 BUS = "bench-bus"
 API_KEY = "sk-or-v1-bench-key"
 MiB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_http(url: str, process: subprocess.Popen[Any], timeout: float = 30) -> None:

@@ -64,11 +64,11 @@ def _one_job(workers: dict[str, LambdaWorker], aws: Aws, env: dict[str, str]) ->
     if submitted.get("batchItemFailures"):
         raise AssertionError(f"submit failed: {submitted}")
 
-    from bench.download import _pointed_at
+    from bench.download import pointed_at
     from bench.harness import TABLE
     from videogen.jobs import JobStore
 
-    with _pointed_at(aws):
+    with pointed_at(aws):
         job = JobStore(TABLE).get(job_id)
     assert job is not None and job.openrouter_job_id
     poll = {"job_id": job_id, "openrouter_job_id": job.openrouter_job_id, "polling_url": job.polling_url}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench.download import _pointed_at
+from bench.download import pointed_at
 from bench.harness import BUCKET, BUS, TABLE, Aws, LambdaWorker, MiB, moto_server, video_server
 from bench.video_server import expected_sha256
 from tests.support.scripted_http import Canned, ScriptedServer
@@ -55,13 +55,13 @@ def results(aws: Aws) -> Iterator[Any]:
 def _job(aws: Aws, status: JobStatus, **fields: Any) -> str:
     job_id = uuid.uuid4().hex
     request = VideoRequest.model_validate({"prompt": "crash test"})
-    with _pointed_at(aws):
+    with pointed_at(aws):
         JobStore(TABLE).create(Job(id=job_id, status=status, request=request, **fields))
     return job_id
 
 
 def _record(aws: Aws, job_id: str) -> Job:
-    with _pointed_at(aws):
+    with pointed_at(aws):
         job = JobStore(TABLE).get(job_id)
     assert job is not None
     return job

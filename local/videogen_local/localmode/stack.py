@@ -99,7 +99,7 @@ class LocalStackConfig:
         return config
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -153,7 +153,7 @@ class LocalStack:
         # Step Functions really executes definitions; Lambda keeps its Docker mode, whose single
         # Docker-touching method is patched to run the handlers in-process.
         moto_config.default_user_config["stepfunctions"]["execute_state_machine"] = True
-        port = _free_port()
+        port = free_port()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
         endpoint = f"http://127.0.0.1:{port}"
