@@ -30,6 +30,8 @@ import httpx
 from videogen_local.localmode.process import local_serve
 
 TERMINAL = {"completed", "failed", "cancelled", "expired", "timed_out"}
+RESULT_EVENTS = ("VideoCompleted", "VideoFailed")
+SETTLE_POLLS = 3  # quiet seconds after the last job's event: a duplicate published late is still counted
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -138,23 +140,26 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) ->
         accepted = [job_id for job_id in pool.map(submit, range(jobs)) if job_id]
     submit_seconds = time.perf_counter() - submitting
 
-    dynamodb = aws("dynamodb")
+    dynamodb, sqs = aws("dynamodb"), aws("sqs")
     deadline = time.monotonic() + timeout
     records: dict[str, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
     while True:
+        # A job's result event follows its terminal write; wait for both, or a fast check counts an event
+        # still on its way as missing.
+        events += _drain(sqs, info["results_queue_url"], quiet_polls=0)
         records = {}
         for page in dynamodb.get_paginator("scan").paginate(TableName=info["jobs_table"], ConsistentRead=True):
             for item in page["Items"]:
                 records[item["id"]["S"]] = item
         pending = [j for j in accepted if records.get(j, {}).get("status", {}).get("S") not in TERMINAL]
-        if not pending or time.monotonic() > deadline:
+        with_event = {e["detail"]["job_id"] for e in events if e["detail-type"] in RESULT_EVENTS}
+        if (not pending and with_event.issuperset(accepted)) or time.monotonic() > deadline:
             break
         time.sleep(1)
+    events += _drain(sqs, info["results_queue_url"], quiet_polls=SETTLE_POLLS)  # late duplicates count too
 
-    events = _drain(aws("sqs"), info["results_queue_url"])
-    result_events = Counter(
-        e["detail"]["job_id"] for e in events if e["detail-type"] in ("VideoCompleted", "VideoFailed")
-    )
+    result_events = Counter(e["detail"]["job_id"] for e in events if e["detail-type"] in RESULT_EVENTS)
     stats = httpx.get(f"{info['openrouter_base_url']}/_sim/stats", timeout=30).json()
     outcomes = Counter(records[j]["status"]["S"] if j in records else "missing" for j in accepted)
     verified, mismatched = _verify_videos(aws("s3"), info["bucket"], accepted, records, stats)
@@ -244,16 +249,21 @@ def _reason(error: str) -> str:
     return error.split(":")[0][:80] if error else "(none)"
 
 
-def _drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+def _drain(sqs: Any, queue_url: str, quiet_polls: int) -> list[dict[str, Any]]:
+    """Every message on the queue now, then until ``quiet_polls`` one-second polls in a row find nothing."""
     events: list[dict[str, Any]] = []
     quiet = 0
-    while quiet < 2:
-        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    while True:
+        wait = 1 if quiet_polls else 0
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait).get(
+            "Messages", []
+        )
         quiet = quiet + 1 if not batch else 0
         for message in batch:
             events.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return events
+        if not batch and quiet >= quiet_polls:
+            return events
 
 
 def _verify_videos(

@@ -62,8 +62,14 @@ def post_concurrently(threads: int = 8, requests: int = 40) -> list[tuple[str, s
     return seen
 
 
-def test_without_the_lock_concurrent_requests_get_each_others_body_and_caller(api: Any) -> None:
-    mixed = [(sent, created) for sent, created in post_concurrently() if sent != created]
+def test_without_the_lock_concurrent_requests_get_each_others_body_and_caller(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hold two invocations inside the route, each after the resolver has stored its event and before the
+    # route reads it back: the interleaving a busy process produces by chance, made certain.
+    both_inside = threading.Barrier(2, timeout=10)
+    monkeypatch.setattr(api, "get_services", lambda: both_inside.wait())
+    mixed = [(sent, created) for sent, created in post_concurrently(threads=2, requests=5) if sent != created]
     assert mixed, "the race did not show: is the resolver's current event no longer shared?"
 
 
