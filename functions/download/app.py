@@ -1,4 +1,4 @@
-"""Download: stream the completed video into s3://<bucket>/videos/<job id>.mp4 and emit VideoCompleted."""
+"""Download: stream the completed video into s3://<bucket>/videos/<job id>.mp4 and mark the job completed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fail: record a failed / cancelled / expired / timed-out job and emit VideoFailed.
+"""Fail: record a failed, cancelled, expired or timed-out job (its VideoFailed event follows from the outbox).
 
 Invoked by the state machine's failure branches, and by an EventBridge rule when an execution
 ends FAILED, TIMED_OUT or ABORTED (the safety net for outcomes the workflow could not record).

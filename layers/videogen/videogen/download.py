@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from videogen.errors import NotAnMp4, OpenRouterError, OpenRouterUnavailable, TransientError, VideoTooLarge
 from videogen.models import Job, JobStatus, VideoObject
 from videogen.observability import Metric, emit, logger
-from videogen.outcome import finish_job, finish_or_retry
+from videogen.outcome import finish_job
 from videogen.services import Services
 from videogen.storage import StoredObject
 
@@ -27,8 +27,7 @@ def download_job(
     """Returns the finished job, or None if it had already ended."""
     existing = services.store.get(job_id)
     if existing is not None and existing.status.terminal:
-        finish_or_retry(services, job_id, existing.status)  # a finished job's event must still go out
-        return None
+        return None  # cancelled meanwhile, or a retry of an attempt that finished: its event is the outbox's
     # unsigned_urls[0] first (often a storage host: no key goes there), then OpenRouter's authenticated
     # content endpoint, which also serves when the unsigned link has expired or is refused.
     content_url = services.openrouter.content_url(openrouter_job_id)

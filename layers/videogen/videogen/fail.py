@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from videogen.models import FAILURE_STATUSES, Job, JobStatus
-from videogen.outcome import finish_or_retry
+from videogen.outcome import finish_job
 from videogen.services import Services
 
 
@@ -24,7 +24,7 @@ def fail_job(
     if not error:
         # OpenRouter's error is surfaced verbatim when present; say something useful when it is not.
         error = f"OpenRouter reported the job as {terminal.value} without an error message"
-    return finish_or_retry(services, job_id, terminal, error=error)
+    return finish_job(services, job_id, terminal, error=error)
 
 
 def fail_ended_execution(services: Services, job_id: str, execution_status: str, error: str | None) -> Job | None:

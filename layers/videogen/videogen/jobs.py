@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -24,11 +23,6 @@ _deserializer = TypeDeserializer()
 CALLER_INDEX = "by_caller"
 _ATTRIBUTE = {"#s": "status"}
 _TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
-# How long a call that wrote a terminal status has to publish its event before another may do it.
-# Default of Settings.event_claim_seconds: longer than a live owner's slowest path (botocore's retries of a
-# throttled PutEvents or UpdateItem), shorter than the retries that take an event over (the workflow's
-# Record* steps: 2 + 4 + 8 + 16 + 32 s; SQS redelivery of submit messages: 5 x the visibility time-out).
-EVENT_CLAIM_SECONDS = 30
 
 
 class Claim(StrEnum):
@@ -41,7 +35,6 @@ class Claim(StrEnum):
 @dataclass
 class JobStore:
     table: str
-    event_claim_seconds: int = EVENT_CLAIM_SECONDS
 
     # --- reads ----------------------------------------------------------------------------------------
 
@@ -164,35 +157,51 @@ class JobStore:
         video: VideoObject | None = None,
         usage: Usage | None = None,
     ) -> Job | None:
-        """Move the job to its terminal status. Returns the job if this call owns the outcome event:
-        the transition happened now, or it happened earlier with the same status but its event was
-        never confirmed as published (a crash between the write and the event). Else None."""
+        """Move the job to its terminal status. Returns the job if this call made the transition, None if
+        the job had already ended (its status stays). The transition is what the jobs table's stream
+        hands to the publish function, which announces it (outbox.py): nothing here publishes."""
         assert status.terminal, status
-        now = time.time()
-        values: dict[str, Any] = {":status": status.value, ":ts": utcnow(), ":now": Decimal(str(now))}
-        values[":stale"] = Decimal(str(now - self.event_claim_seconds))
-        # event_claimed_at: the call that owns the event is publishing it; another call may take the event
-        # over only once that claim is stale (its owner died between the write and the publication).
-        update = (
-            "SET #s = :status, finished_at = if_not_exists(finished_at, :ts), updated_at = :ts, event_claimed_at = :now"
-        )
+        values: dict[str, Any] = {":status": status.value, ":ts": utcnow()}
+        update = "SET #s = :status, finished_at = :ts, updated_at = :ts"
         for name, value in (("error", error), ("video", video), ("usage", usage)):
             if value is not None:
                 update += f", #{name} = :{name}"
                 values[f":{name}"] = (
                     value if isinstance(value, str) else value.model_dump(mode="json", exclude_none=True)
                 )
-        condition = _not_terminal(values) + (
-            " OR (#s = :status AND attribute_not_exists(event_published_at)"
-            " AND (attribute_not_exists(event_claimed_at) OR event_claimed_at < :stale))"
-        )
         try:
-            return _to_job(self._update(job_id, update, condition, values))
+            return _to_job(self._update(job_id, update, _not_terminal(values), values))
         except _ConditionFailed:
             return None
 
-    def mark_event_published(self, job_id: str) -> None:
-        self._update(job_id, "SET event_published_at = :ts", None, {":ts": utcnow()})
+    def mark_event_published(self, job_id: str) -> bool:
+        """Record that the job's result event went out. False if it was recorded before (a stream record
+        delivered again after the publish function died between the event and this write)."""
+        try:
+            self._update(
+                job_id, "SET event_published_at = :ts", "attribute_not_exists(event_published_at)", {":ts": utcnow()}
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def unannounced(self, ended_before: str) -> list[Job]:
+        """Jobs that ended before ``ended_before`` (ISO timestamp) with no result event recorded: what the
+        publish function could not announce within its retries (they are in the outbox DLQ too)."""
+        values = {":before": ended_before}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": (
+                f"{_terminal(values)} AND attribute_not_exists(event_published_at) AND finished_at < :before"
+            ),
+            "ExpressionAttributeNames": _ATTRIBUTE,
+            "ExpressionAttributeValues": _dynamo(values),
+            "ConsistentRead": True,
+        }
+        jobs: list[Job] = []
+        for page in client("dynamodb").get_paginator("scan").paginate(**kwargs):
+            jobs.extend(_to_job(_plain(item)) for item in page["Items"])
+        return jobs
 
     # --- plumbing -------------------------------------------------------------------------------------
 
@@ -223,12 +232,16 @@ class _ConditionFailed(Exception):
     pass
 
 
-def _not_terminal(values: dict[str, Any]) -> str:
+def _terminal(values: dict[str, Any]) -> str:
     placeholders = []
     for index, status in enumerate(_TERMINAL):
         values[f":t{index}"] = status
         placeholders.append(f":t{index}")
-    return f"NOT (#s IN ({', '.join(placeholders)}))"
+    return f"#s IN ({', '.join(placeholders)})"
+
+
+def _not_terminal(values: dict[str, Any]) -> str:
+    return f"NOT ({_terminal(values)})"
 
 
 def _key(job_id: str) -> dict[str, Any]:
@@ -256,6 +269,11 @@ def _decimal(value: Any) -> Any:
 
 def _to_job(item: dict[str, Any]) -> Job:
     return Job.model_validate(item)
+
+
+def job_from_image(image: dict[str, Any]) -> Job:
+    """A job from a stream record's image, as deserialized by boto3 (numbers are Decimals)."""
+    return _to_job(json.loads(json.dumps(image, default=_decimal)))
 
 
 def _encode_token(key: dict[str, Any]) -> str:

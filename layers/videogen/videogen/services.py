@@ -85,7 +85,7 @@ class Services:
 
     @cached_property
     def store(self) -> JobStore:
-        return JobStore(self.settings.jobs_table, self.settings.event_claim_seconds)
+        return JobStore(self.settings.jobs_table)
 
     @cached_property
     def queue(self) -> SubmitQueue:

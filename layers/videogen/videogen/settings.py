@@ -43,9 +43,6 @@ class Settings(BaseModel):
     max_submit_attempts: int = Field(default=3, ge=1, description="env MAX_SUBMIT_ATTEMPTS")
     # A submit claim older than this belongs to an attempt that died (function timeout + margin).
     submit_claim_seconds: int = Field(default=120, ge=1, description="env SUBMIT_CLAIM_SECONDS")
-    event_claim_seconds: int = Field(
-        default=30, ge=0, description="env EVENT_CLAIM_SECONDS: time a finished job's owner has to publish its event"
-    )
 
     download_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1, description="env DOWNLOAD_PART_BYTES")
     download_parts_in_flight: int = Field(

@@ -21,7 +21,7 @@ from videogen.errors import OpenRouterError, OpenRouterUnavailable, SubmissionOu
 from videogen.jobs import Claim
 from videogen.models import Job, JobStatus, WorkflowInput
 from videogen.observability import Metric, annotate_job, emit, logger
-from videogen.outcome import finish_job, finish_or_retry
+from videogen.outcome import finish_job
 from videogen.services import Services
 
 UNKNOWN_OUTCOME = (
@@ -49,7 +49,6 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
         logger.error("submit: no such job", extra={"job_id": job_id})
         return SubmitResult.MISSING
     if job.status.terminal:
-        finish_or_retry(services, job_id, job.status)  # a finished job's event must still go out
         return SubmitResult.ALREADY_FINISHED
     if job.openrouter_job_id:
         start_workflow(services, job)

@@ -44,7 +44,7 @@ log = logging.getLogger("videogen.local")
 HANDLER_SERVICES = ("dynamodb", "s3", "sqs", "events", "stepfunctions")
 # The functions that die half-way and see throttles outlast botocore's retries: the ones the platform
 # retries (the state machine's Retry for poll and download, the SQS redrive for submit).
-CRASHING_FUNCTIONS = ("submit", "poll", "download")
+CRASHING_FUNCTIONS = ("submit", "poll", "download", "publish")
 SUSTAINED_DIVISOR = 25
 MAX_REDELIVERY_DELAY_SECONDS = 8
 # Before an invocation of a function has been seen to the end, its crash point is drawn among this many.

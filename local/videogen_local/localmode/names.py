@@ -17,6 +17,7 @@ FUNCTIONS = {
     "poll": "poll",
     "download": "download",
     "fail": "fail",
+    "publish": "publish",
 }
 
 
@@ -45,6 +46,10 @@ class Names:
     @property
     def intake_dead_letter_queue(self) -> str:
         return f"{self.stack}-intake-dlq"
+
+    @property
+    def outbox_dead_letter_queue(self) -> str:
+        return f"{self.stack}-outbox-dlq"
 
     @property
     def results_queue(self) -> str:

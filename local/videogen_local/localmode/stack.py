@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from videogen_local.cfn import load_template
 from videogen_local.localmode import metrics, patches
 from videogen_local.localmode.async_invoke import AsyncConfig, AsyncInvoker
 from videogen_local.localmode.aws_faults import CRASHING_FUNCTIONS, HANDLER_SERVICES, AwsFaults
@@ -25,6 +26,7 @@ from videogen_local.localmode.front_door import FrontDoor
 from videogen_local.localmode.handlers import load_all, repository_root
 from videogen_local.localmode.names import Names
 from videogen_local.localmode.sqs_poller import SqsPoller
+from videogen_local.localmode.stream_poller import StreamPoller, StreamSource
 
 log = logging.getLogger("videogen.local")
 SIMULATOR_KEY = "sk-sim-local-0000000000000000"
@@ -32,10 +34,10 @@ LOCAL_VISIBILITY_SECONDS = 5  # deployed: 6 x the submit timeout; locally short 
 MAX_RECEIVE_COUNT = 5
 INTAKE_RETRY_ATTEMPTS = 2  # the intake functions' EventInvokeConfig.MaximumRetryAttempts
 # The functions that keep the current event in module state (see patches.ONE_AT_A_TIME).
-ONE_EVENT_AT_A_TIME = ("api", "submit")
+ONE_EVENT_AT_A_TIME = ("api", "submit", "publish")
 # As template.yaml: MemorySize (Globals 256, download 512) and Timeout per function.
 MEMORY_MB = {"download": 512}
-TIMEOUT_SECONDS = {"api": 29, "download": 900, "fail": 30}
+TIMEOUT_SECONDS = {"api": 29, "download": 900, "fail": 30, "publish": 30}
 
 # moto's state is process-wide (the server only serves it): one local stack per process.
 _running_lock = threading.Lock()
@@ -113,6 +115,7 @@ class LocalStack:
         self.simulator: Any = None
         self._server: Any = None
         self._poller: SqsPoller | None = None
+        self._stream_poller: StreamPoller | None = None
         self._front_door: FrontDoor | None = None
         self._async_invoker: AsyncInvoker | None = None
         self._watcher: ExecutionWatcher | None = None
@@ -185,8 +188,6 @@ class LocalStack:
                 # below it, or a submit that died after claiming is redelivered only to find its claim
                 # busy until the message is dead-lettered and the job stays queued.
                 "SUBMIT_CLAIM_SECONDS": str(max(1, self.config.queue_visibility_seconds - 1)),
-                # Locally SQS gives up on a message after 5 x 5 s: a stalled event must be taken over before.
-                "EVENT_CLAIM_SECONDS": str(max(1, self.config.queue_visibility_seconds - 1)),
                 "DEFAULT_MODEL": "bytedance/seedance-2.0-fast",
                 "POWERTOOLS_SERVICE_NAME": "videogen",
                 "POWERTOOLS_METRICS_NAMESPACE": self.config.stack_name,  # as deployed: one namespace per stack
@@ -215,6 +216,7 @@ class LocalStack:
         secret_arn = clients["secretsmanager"].create_secret(Name=self.names.secret, SecretString=api_key)["ARN"]
         os.environ["OPENROUTER_API_KEY_SECRET"] = secret_arn
         queue_url, queue_arn, dlq_url, intake_dlq_url = self._create_queues(clients["sqs"])
+        outbox_dlq_url = clients["sqs"].create_queue(QueueName=self.names.outbox_dead_letter_queue)["QueueUrl"]
         os.environ["QUEUE_URL"] = queue_url
         self._reset_core_caches()
 
@@ -258,6 +260,19 @@ class LocalStack:
             clients["sqs"], invoker, queue_url, queue_arn, self.names.function("submit"), faults=self._faults
         )
         self._poller.start()
+        # The outbox: the jobs table's stream to the publish function, with the template's event source.
+        self._stream_poller = StreamPoller(
+            session.client("dynamodbstreams"),
+            invoker,
+            session.client("sqs"),
+            clients["dynamodb"].describe_table(TableName=self.names.table)["Table"]["LatestStreamArn"],
+            self.names.function("publish"),
+            StreamSource.from_template(
+                load_template(repository_root() / "template.yaml"), "PublishFunction", "JobEnded"
+            ),
+            outbox_dlq_url,
+        )
+        self._stream_poller.start()
         self._watcher = ExecutionWatcher(
             session.client("stepfunctions"),
             session.client("events"),
@@ -272,6 +287,7 @@ class LocalStack:
                 self.names.queue: queue_url,
                 self.names.dead_letter_queue: dlq_url,
                 self.names.intake_dead_letter_queue: intake_dlq_url,
+                self.names.outbox_dead_letter_queue: outbox_dlq_url,
             }
             self._queue_sampler = metrics.QueueSampler(
                 session.client("sqs"), queues, interval=self.config.queue_sample_seconds
@@ -287,6 +303,7 @@ class LocalStack:
             "queue_url": queue_url,
             "dead_letter_queue_url": dlq_url,
             "intake_dead_letter_queue_url": intake_dlq_url,
+            "outbox_dead_letter_queue_url": outbox_dlq_url,
             "results_queue_url": results_url,
             "state_machine_arn": self.names.state_machine_arn,
             "openrouter_base_url": base_url,
@@ -310,6 +327,9 @@ class LocalStack:
         if self._poller:
             self._poller.stop()
             self._poller = None
+        if self._stream_poller:
+            self._stream_poller.stop()
+            self._stream_poller = None
         if self._watcher:
             self._watcher.stop()
             self._watcher = None
@@ -517,4 +537,5 @@ def create_jobs_table(dynamodb: Any, name: str) -> None:
             }
         ],
         BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )

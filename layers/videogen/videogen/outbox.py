@@ -1,0 +1,78 @@
+"""The outbox: every job that ends is announced with one VideoCompleted or VideoFailed event.
+
+The jobs table's stream is the outbox. The transition into a terminal status (JobStore.finish) is the
+only write that decides an outcome; the stream delivers it to the publish function at least once,
+with retries, even when the function that wrote it died a moment later. So no job ends in silence,
+and the functions that end jobs need no EventBridge permission.
+
+Exactly once is not on offer from EventBridge (PutEvents has no idempotency key). The job records
+``event_published_at`` after its event, and a redelivered transition whose event is recorded is
+skipped; a duplicate is left only if the publish function dies between PutEvents and that write.
+Consumers drop it on ``idempotency_key`` (job id + status).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from videogen.events import DetailType, outcome_detail
+from videogen.jobs import job_from_image
+from videogen.models import Job, JobStatus
+from videogen.observability import Metric, emit, logger
+from videogen.services import Services
+
+
+def ended_job(old_image: Mapping[str, Any] | None, new_image: Mapping[str, Any] | None) -> Job | None:
+    """The job, as it ended, if this change of its item is its move into a terminal status; else None.
+    Images as boto3 deserializes them (numbers are Decimals). The stream's filter (template.yaml) lets
+    only such changes through; the check is repeated here because a filter is configuration."""
+    if not new_image or not _is_terminal(new_image.get("status")) or _is_terminal((old_image or {}).get("status")):
+        return None
+    return job_from_image(dict(new_image))
+
+
+def announce(services: Services, job: Job) -> bool:
+    """Publish the job's result event unless it went out already. Returns whether it was published now."""
+    recorded = services.store.raw(job.id)
+    if recorded is not None and "event_published_at" in recorded:
+        logger.info("result event already published", extra={"job_id": job.id, "status": job.status.value})
+        return False
+    detail_type = DetailType.COMPLETED if job.status is JobStatus.COMPLETED else DetailType.FAILED
+    services.publisher.publish(detail_type, outcome_detail(job))
+    services.store.mark_event_published(job.id)
+    record_outcome_metrics(job)
+    logger.info("result event published", extra={"job_id": job.id, "status": job.status.value, "event": detail_type})
+    return True
+
+
+def republish(services: Services, ended_before: datetime) -> list[Job]:
+    """Announce every job that ended before ``ended_before`` and has no event recorded: the recovery
+    after the publish function gave up on a change (its DLQ alarm). Returns the jobs announced."""
+    cutoff = ended_before.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return [job for job in services.store.unannounced(cutoff) if announce(services, job)]
+
+
+def record_outcome_metrics(job: Job) -> None:
+    if job.status is JobStatus.COMPLETED:
+        emit(Metric.JOBS_COMPLETED)
+        finished = _parse(job.finished_at)
+        emit(Metric.END_TO_END_SECONDS, (finished - _parse(job.created_at)).total_seconds())
+        if job.submitted_at:
+            emit(Metric.GENERATION_SECONDS, (finished - _parse(job.submitted_at)).total_seconds())
+    else:
+        emit(Metric.JOBS_FAILED, status=job.status.value)
+    if job.usage and job.usage.cost is not None:
+        emit(Metric.COST_USD, job.usage.cost)
+
+
+def _is_terminal(status: Any) -> bool:
+    try:
+        return JobStatus(status).terminal
+    except ValueError:
+        return False
+
+
+def _parse(timestamp: str | None) -> datetime:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")) if timestamp else datetime.now(UTC)
