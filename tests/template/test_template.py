@@ -47,6 +47,7 @@ FUNCTIONS = {
     "PollFunction": ("poll", "poll"),
     "DownloadFunction": ("download", "download"),
     "FailFunction": ("fail", "fail"),
+    "PublishFunction": ("publish", "publish"),
 }
 EXPECTED_TIMEOUTS = {
     "ApiFunction": 29,
@@ -56,6 +57,7 @@ EXPECTED_TIMEOUTS = {
     "PollFunction": 60,
     "DownloadFunction": 900,
     "FailFunction": 30,
+    "PublishFunction": 30,
 }
 # Functions the state machine invokes: they must not reference it (that would be a cycle).
 WORKFLOW_FUNCTIONS = {"PollFunction", "DownloadFunction", "FailFunction"}
@@ -234,7 +236,7 @@ def test_samconfig() -> None:
 # ------------------------------------------------------------------------------------------ functions
 
 
-def test_the_seven_functions_exist_with_their_names_and_timeouts(functions: dict[str, dict[str, Any]]) -> None:
+def test_the_eight_functions_exist_with_their_names_and_timeouts(functions: dict[str, dict[str, Any]]) -> None:
     assert set(functions) == set(FUNCTIONS)
     for logical_id, (folder, suffix) in FUNCTIONS.items():
         props = functions[logical_id]
