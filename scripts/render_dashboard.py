@@ -14,7 +14,7 @@ from typing import Any
 
 STACK = "${AWS::StackName}"
 REGION = "${AWS::Region}"
-FUNCTIONS = ["api", "intake-s3", "intake-event", "submit", "poll", "download", "fail"]
+FUNCTIONS = ["api", "intake-s3", "intake-event", "submit", "poll", "download", "fail", "publish"]
 API = ["ApiName", f"{STACK}-api", "Stage", "v1"]
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 MARKER = "      DashboardBody: !Sub |\n"
@@ -80,6 +80,8 @@ def dashboard() -> dict[str, Any]:
     alarms = [
         "DeadLetterQueueAlarm",
         "IntakeDeadLetterQueueAlarm",
+        "OutboxDeadLetterQueueAlarm",
+        "OutboxLagAlarm",
         "FailureRatioAlarm",
         "ExecutionsFailedAlarm",
         "Api5xxAlarm",
@@ -163,10 +165,18 @@ def dashboard() -> dict[str, Any]:
             stat="Maximum",
         ),
         widget(
-            "Dead-letter queues (should be 0)",
+            "Dead-letter queues (should be 0) and outbox lag",
             [
                 sqs("ApproximateNumberOfMessagesVisible", "submit-dlq", "submit DLQ"),
                 sqs("ApproximateNumberOfMessagesVisible", "intake-dlq", "intake DLQ"),
+                sqs("ApproximateNumberOfMessagesVisible", "outbox-dlq", "outbox DLQ"),
+                [
+                    "AWS/Lambda",
+                    "IteratorAge",
+                    "FunctionName",
+                    f"{STACK}-publish",
+                    {"label": "outbox lag (ms)", "stat": "Maximum", "yAxis": "right"},
+                ],
             ],
             12,
             26,

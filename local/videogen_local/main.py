@@ -38,6 +38,22 @@ def main(argv: list[str] | None = None) -> int:
     redrive.add_argument("--endpoint-url", help="AWS endpoint (local mode: aws_endpoint_url of local serve)")
     redrive.add_argument("--limit", type=int, help="move at most this many messages")
 
+    republish = commands.add_parser(
+        "republish", help="send the result event of every job that ended without one (after the outbox DLQ alarm)"
+    )
+    republish.add_argument("--table", required=True, help="the JobsTableName stack output")
+    republish.add_argument("--event-bus", required=True, help="the EventBusName stack output")
+    republish.add_argument(
+        "--outbox-dlq-url", help="the OutboxDeadLetterQueueUrl stack output: emptied once every job is announced"
+    )
+    republish.add_argument("--endpoint-url", help="AWS endpoint (local mode: aws_endpoint_url of local serve)")
+    republish.add_argument(
+        "--older-than",
+        type=float,
+        default=5.0,
+        help="minutes: only jobs that ended at least this long ago; younger ones are still the stream's (%(default)s)",
+    )
+
     from videogen_local import chaos, demo
 
     chaos.add_arguments(commands.add_parser("chaos", help="many jobs through local serve with injected faults"))
@@ -108,6 +124,18 @@ def main(argv: list[str] | None = None) -> int:
         sqs = boto3.client("sqs", endpoint_url=args.endpoint_url)
         print(json.dumps({"moved": move(sqs, args.dlq_url, args.queue_url, args.limit)}))
         return 0
+    if args.command == "republish":
+        from videogen_local.redrive import republish_unannounced
+
+        report = republish_unannounced(
+            args.table,
+            args.event_bus,
+            args.older_than,
+            endpoint_url=args.endpoint_url,
+            outbox_dlq_url=args.outbox_dlq_url,
+        )
+        print(json.dumps(report))
+        return 1 if report["failed"] else 0
     return call_api(args)
 
 

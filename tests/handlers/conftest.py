@@ -7,10 +7,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from tests.conftest import TEST_KEY
+from tests.support.handlers import ROOT, invoke
 from tests.support.scripted_http import Canned, ScriptedServer
+from videogen_local.cfn import load_template
+from videogen_local.localmode.stream_poller import StreamPoller, StreamSource
 from videogen_local.sim.server import SEEDANCE
 
 BUCKET = "videogen-bucket"
@@ -22,6 +27,8 @@ class Env:
     queue_url: str
     results_url: str
     state_machine_arn: str
+    outbox: StreamPoller
+    outbox_dlq_url: str
 
     def queued_job_ids(self) -> list[str]:
         from videogen.aws import client
@@ -30,8 +37,10 @@ class Env:
         return [json.loads(m["Body"])["job_id"] for m in messages]
 
     def events(self) -> list[dict[str, Any]]:
+        """The result events so far: the jobs table's stream is relayed to the publish function first."""
         from videogen.aws import client
 
+        self.outbox.poll_once()
         found: list[dict[str, Any]] = []
         while batch := client("sqs").receive_message(QueueUrl=self.results_url, MaxNumberOfMessages=10).get("Messages"):
             found += [json.loads(m["Body"]) for m in batch]
@@ -74,4 +83,15 @@ def env(aws: None, api_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) 
     }.items():
         monkeypatch.setenv(name, value)
     reset_services()
-    yield Env(api_server, queue_url, results_url, machine)
+    outbox_dlq_url = sqs.create_queue(QueueName="videogen-outbox-dlq")["QueueUrl"]
+    outbox = StreamPoller(
+        # botocore sends stream calls to <account>.streams-ddb.<region>..., a host moto's mock does not know.
+        boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled")),
+        client("dynamodb").describe_table(TableName="videogen-jobs")["Table"]["LatestStreamArn"],
+        lambda event: invoke("publish", event),
+        "arn:aws:lambda:us-east-1:123456789012:function:videogen-publish",
+        StreamSource.from_template(load_template(ROOT / "template.yaml"), "PublishFunction", "JobEnded"),
+        sqs,
+        outbox_dlq_url,
+    )
+    yield Env(api_server, queue_url, results_url, machine, outbox, outbox_dlq_url)

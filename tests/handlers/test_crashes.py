@@ -16,9 +16,12 @@ import pytest
 from bench.download import pointed_at
 from bench.harness import BUCKET, BUS, TABLE, Aws, LambdaWorker, MiB, moto_server, video_server
 from bench.video_server import expected_sha256
+from tests.support.handlers import ROOT
 from tests.support.scripted_http import Canned, ScriptedServer
 from videogen.jobs import JobStore
 from videogen.models import Job, JobStatus, VideoRequest
+from videogen_local.cfn import load_template
+from videogen_local.localmode.stream_poller import StreamPoller, StreamSource
 
 pytestmark = pytest.mark.slow
 
@@ -29,9 +32,29 @@ def aws() -> Iterator[Aws]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def outbox(aws: Aws) -> Iterator[StreamPoller]:
+    """The jobs table's stream relayed to the publish function (in a process of its own), as deployed."""
+    sqs = aws.client("sqs")
+    publish = LambdaWorker("publish", aws.lambda_env("http://127.0.0.1:9"))
+    try:
+        yield StreamPoller(
+            aws.client("dynamodbstreams"),
+            aws.client("dynamodb").describe_table(TableName=TABLE)["Table"]["LatestStreamArn"],
+            lambda event: publish.call("invoke", event=event)["result"],
+            "arn:aws:lambda:us-east-1:123456789012:function:bench-publish",
+            StreamSource.from_template(load_template(ROOT / "template.yaml"), "PublishFunction", "JobEnded"),
+            sqs,
+            sqs.create_queue(QueueName="bench-outbox-dlq")["QueueUrl"],
+        )
+    finally:
+        publish.close()
+
+
 @pytest.fixture
-def results(aws: Aws) -> Iterator[Any]:
-    """The service's result events, read from a queue that a rule on the bus feeds."""
+def results(aws: Aws, outbox: StreamPoller) -> Iterator[Any]:
+    """The service's result events, read from a queue that a rule on the bus feeds (after the outbox
+    relayed what the table's stream holds)."""
     sqs, events = aws.client("sqs"), aws.client("events")
     name = f"results-{uuid.uuid4().hex[:8]}"
     queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -40,6 +63,7 @@ def results(aws: Aws) -> Iterator[Any]:
     events.put_targets(Rule=name, EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
 
     def read() -> list[dict[str, Any]]:
+        outbox.poll_once()
         found = []
         while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
             found += [json.loads(m["Body"]) for m in batch]

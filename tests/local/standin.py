@@ -87,16 +87,22 @@ def lambda_handler(event, context):
         return {"status": "completed"}
     if role == "fail":
         return {"status": "failed"}
+    if role == "publish":
+        ids = [(r["dynamodb"]["SequenceNumber"], r["dynamodb"]["NewImage"]["id"]["S"]) for r in event["Records"]]
+        if any(job_id.startswith("boom") for _, job_id in ids):
+            raise RuntimeError("publish stand-in exploded")
+        return {"batchItemFailures": [{"itemIdentifier": seq} for seq, job_id in ids if job_id.startswith("fail")]}
     raise ValueError("unknown stand-in role " + role)
 '''
 
 
 def write_tree(root: Path) -> Path:
-    """functions/<folder>/app.py for every function, the real state machine; returns the log path."""
+    """functions/<folder>/app.py for every function, the real state machine and template; returns the log path."""
     for folder in FUNCTIONS:
         (root / "functions" / folder).mkdir(parents=True)
         (root / "functions" / folder / "app.py").write_text(APP)
     shutil.copytree(ROOT / "statemachine", root / "statemachine")
+    shutil.copy(ROOT / "template.yaml", root / "template.yaml")  # the stream's event source is read from it
     log = root / "invocations.jsonl"
     log.touch()
     return log

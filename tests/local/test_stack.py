@@ -149,7 +149,6 @@ def test_the_handlers_environment(stack: tuple[LocalStack, Path]) -> None:
         "MAX_POLLS": "5",
         # Below the visibility timeout (1 s here): a dead submit's claim is stale when its message returns.
         "SUBMIT_CLAIM_SECONDS": "1",
-        "EVENT_CLAIM_SECONDS": "1",
         "DEFAULT_MODEL": "bytedance/seedance-2.0-fast",
         "POWERTOOLS_SERVICE_NAME": "videogen",
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -80,6 +80,8 @@ def test_alarms_notify_the_topic_and_use_catalogued_metrics() -> None:
     assert set(alarms) == {
         "DeadLetterQueueAlarm",
         "IntakeDeadLetterQueueAlarm",
+        "OutboxDeadLetterQueueAlarm",
+        "OutboxLagAlarm",
         "FailureRatioAlarm",
         "ExecutionsFailedAlarm",
         "Api5xxAlarm",

@@ -376,8 +376,17 @@ def test_submit_consumes_the_queue_with_partial_batch_failures(functions: dict[s
 
 
 def test_esm_reports_batch_item_failures_after_transform(transformed: dict[str, Any]) -> None:
-    (mapping,) = [r for r in transformed["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    mappings = [
+        r["Properties"] for r in transformed["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert len(mappings) == 2  # the submit queue and the jobs table's stream
+    for mapping in mappings:
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    [stream] = [m for m in mappings if "StartingPosition" in m]
+    assert stream["EventSourceArn"] == {"Fn::GetAtt": ["JobsTable", "StreamArn"]}
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["OutboxDeadLetterQueue", "Arn"]}
+    assert stream["BisectBatchOnFunctionError"] is True and stream["MaximumRetryAttempts"] >= 1
+    assert len(stream["FilterCriteria"]["Filters"]) == 1
 
 
 def test_queue_visibility_is_at_least_six_times_the_submit_timeout(
@@ -645,7 +654,6 @@ def test_each_function_can_do_what_its_code_does(transformed: dict[str, Any]) ->
             "s3:GetObject",
             "s3:ListBucket",
             "states:StopExecution",
-            "events:PutEvents",
             "secretsmanager:GetSecretValue",
         },
         "IntakeS3Function": {
@@ -669,7 +677,6 @@ def test_each_function_can_do_what_its_code_does(transformed: dict[str, Any]) ->
             "dynamodb:UpdateItem",
             "states:StartExecution",
             "s3:GetObject",
-            "events:PutEvents",
             "secretsmanager:GetSecretValue",
         },
         "PollFunction": {"dynamodb:UpdateItem", "secretsmanager:GetSecretValue"},
@@ -678,14 +685,17 @@ def test_each_function_can_do_what_its_code_does(transformed: dict[str, Any]) ->
             "s3:PutObject",
             "s3:AbortMultipartUpload",
             "s3:ListBucketMultipartUploads",
-            "events:PutEvents",
             "secretsmanager:GetSecretValue",
         },
-        "FailFunction": {"dynamodb:UpdateItem", "events:PutEvents"},
+        "FailFunction": {"dynamodb:UpdateItem"},
+        "PublishFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents", "sqs:SendMessage"},
     }
     for function, actions in needs.items():
         missing = actions - _role_actions(transformed, function)
         assert not missing, f"{function} lacks {missing}"
+    # A job's outcome is announced by the outbox alone: the functions that end jobs cannot publish it.
+    for function in ("ApiFunction", "SubmitFunction", "PollFunction", "DownloadFunction", "FailFunction"):
+        assert "events:PutEvents" not in _role_actions(transformed, function), function
     assert "secretsmanager:GetSecretValue" not in _role_actions(transformed, "FailFunction")
     assert not any(a.startswith("states:") for f in WORKFLOW_FUNCTIONS for a in _role_actions(transformed, f))
 

@@ -56,23 +56,43 @@ def test_submitted_job_is_done_for_claims_and_polls_append() -> None:
     assert done is not None and done.status is JobStatus.IN_PROGRESS and done.usage == Usage(cost=0.2)
 
 
-def test_terminal_status_never_changes_and_only_one_call_owns_the_event() -> None:
+def test_terminal_status_never_changes_and_only_the_first_finish_makes_the_transition() -> None:
     store = JobStore("videogen-jobs")
     new_job(store)
     video = VideoObject(s3_uri="s3://b/videos/j1.mp4", bytes=10, sha256="0" * 64)
     first = store.finish("j1", JobStatus.COMPLETED, video=video)
-    assert first is not None and first.video == video
-    # The owner may still be publishing: nobody else may take the event over yet.
-    assert store.finish("j1", JobStatus.COMPLETED, video=video) is None
-    # Once its claim is stale (the owner died before publishing), a retry publishes it.
-    store.event_claim_seconds = 0
-    assert store.finish("j1", JobStatus.COMPLETED, video=video) is not None
-    store.mark_event_published("j1")
+    assert first is not None and first.video == video and first.finished_at
+    # A retry of the same step, or a racing one, changes nothing: the stream saw one transition.
     assert store.finish("j1", JobStatus.COMPLETED, video=video) is None
     assert store.finish("j1", JobStatus.FAILED, error="late failure") is None
     assert store.record_poll("j1", OpenRouterJob(id="or-1", status="in_progress")) is None
     final = store.get("j1")
     assert final is not None and final.status is JobStatus.COMPLETED and final.error is None
+    assert final.finished_at == first.finished_at
+
+
+def test_the_event_is_recorded_once() -> None:
+    store = JobStore("videogen-jobs")
+    new_job(store)
+    store.finish("j1", JobStatus.FAILED, error="boom")
+    assert store.mark_event_published("j1") is True
+    stamped = (store.raw("j1") or {})["event_published_at"]
+    assert store.mark_event_published("j1") is False
+    assert (store.raw("j1") or {})["event_published_at"] == stamped
+
+
+def test_unannounced_lists_ended_jobs_without_their_event_before_the_cutoff() -> None:
+    store = JobStore("videogen-jobs")
+    for job_id in ("running", "announced", "silent", "recent"):
+        new_job(store, job_id)
+    for job_id in ("announced", "silent"):
+        store.finish(job_id, JobStatus.FAILED, error="boom")
+    store.mark_event_published("announced")
+    later = "9999-01-01T00:00:00.000Z"
+    assert [item["id"] for item in store.unannounced(later)] == ["silent"]
+    store.finish("recent", JobStatus.COMPLETED)
+    assert sorted(item["id"] for item in store.unannounced(later)) == ["recent", "silent"]
+    assert store.unannounced("2000-01-01T00:00:00.000Z") == []
 
 
 def test_a_different_terminal_status_cannot_take_over_even_before_the_event() -> None:

@@ -185,9 +185,10 @@ class JobStore:
             return False
         return True
 
-    def unannounced(self, ended_before: str) -> list[Job]:
-        """Jobs that ended before ``ended_before`` (ISO timestamp) with no result event recorded: what the
-        publish function could not announce within its retries (they are in the outbox DLQ too)."""
+    def unannounced(self, ended_before: str) -> list[dict[str, Any]]:
+        """Items of jobs that ended before ``ended_before`` (ISO timestamp) with no result event recorded:
+        what the publish function could not announce within its retries (they are in the outbox DLQ
+        too). Items, not jobs: one that no longer parses must not hide the others."""
         values = {":before": ended_before}
         kwargs: dict[str, Any] = {
             "TableName": self.table,
@@ -198,10 +199,10 @@ class JobStore:
             "ExpressionAttributeValues": _dynamo(values),
             "ConsistentRead": True,
         }
-        jobs: list[Job] = []
+        items: list[dict[str, Any]] = []
         for page in client("dynamodb").get_paginator("scan").paginate(**kwargs):
-            jobs.extend(_to_job(_plain(item)) for item in page["Items"])
-        return jobs
+            items.extend(_plain(item) for item in page["Items"])
+        return items
 
     # --- plumbing -------------------------------------------------------------------------------------
 
@@ -272,7 +273,8 @@ def _to_job(item: dict[str, Any]) -> Job:
 
 
 def job_from_image(image: dict[str, Any]) -> Job:
-    """A job from a stream record's image, as deserialized by boto3 (numbers are Decimals)."""
+    """A job from an item: a stream record's image as boto3 deserializes it (numbers are Decimals), or
+    one of ``unannounced``."""
     return _to_job(json.loads(json.dumps(image, default=_decimal)))
 
 

@@ -14,6 +14,7 @@ Consumers drop it on ``idempotency_key`` (job id + status).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,11 +48,26 @@ def announce(services: Services, job: Job) -> bool:
     return True
 
 
-def republish(services: Services, ended_before: datetime) -> list[Job]:
+@dataclass
+class Republished:
+    announced: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # job id -> why it could not be announced
+
+
+def republish(services: Services, ended_before: datetime) -> Republished:
     """Announce every job that ended before ``ended_before`` and has no event recorded: the recovery
-    after the publish function gave up on a change (its DLQ alarm). Returns the jobs announced."""
+    after the publish function gave up on a change (its DLQ alarm). A job that cannot be announced is
+    reported and the others still go out."""
     cutoff = ended_before.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return [job for job in services.store.unannounced(cutoff) if announce(services, job)]
+    result = Republished()
+    for item in services.store.unannounced(cutoff):
+        job_id = str(item.get("id"))
+        try:
+            if announce(services, job_from_image(item)):
+                result.announced.append(job_id)
+        except Exception as exc:  # reported per job: one bad item must not silence the rest
+            result.failed[job_id] = f"{type(exc).__name__}: {exc}"
+    return result
 
 
 def record_outcome_metrics(job: Job) -> None:

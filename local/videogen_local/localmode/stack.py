@@ -26,7 +26,7 @@ from videogen_local.localmode.front_door import FrontDoor
 from videogen_local.localmode.handlers import load_all, repository_root
 from videogen_local.localmode.names import Names
 from videogen_local.localmode.sqs_poller import SqsPoller
-from videogen_local.localmode.stream_poller import StreamPoller, StreamSource
+from videogen_local.localmode.stream_poller import StreamPoller, StreamSource, lambda_invoker
 
 log = logging.getLogger("videogen.local")
 SIMULATOR_KEY = "sk-sim-local-0000000000000000"
@@ -263,13 +263,13 @@ class LocalStack:
         # The outbox: the jobs table's stream to the publish function, with the template's event source.
         self._stream_poller = StreamPoller(
             session.client("dynamodbstreams"),
-            invoker,
-            session.client("sqs"),
             clients["dynamodb"].describe_table(TableName=self.names.table)["Table"]["LatestStreamArn"],
-            self.names.function("publish"),
+            lambda_invoker(invoker, self.names.function("publish")),
+            self.names.function_arn("publish"),
             StreamSource.from_template(
                 load_template(repository_root() / "template.yaml"), "PublishFunction", "JobEnded"
             ),
+            session.client("sqs"),
             outbox_dlq_url,
         )
         self._stream_poller.start()

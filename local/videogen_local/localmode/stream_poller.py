@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,26 @@ from videogen_local.localmode.loop import BackgroundLoop
 
 log = logging.getLogger("videogen.local")
 RETRY_PAUSE_SECONDS = 0.2
+
+Invoke = Callable[[dict[str, Any]], Any]
+"""Runs the function on one batch event and returns its response; raises if the invocation failed."""
+
+
+class FunctionError(Exception):
+    """The invocation failed as a whole (Lambda's ``FunctionError``)."""
+
+
+def lambda_invoker(lambda_client: Any, function_name: str) -> Invoke:
+    """Invoke through the Lambda API (moto runs the handler), as the event source mapping does."""
+
+    def invoke(event: dict[str, Any]) -> Any:
+        response = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(event).encode())
+        payload = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            raise FunctionError((payload or {}).get("errorMessage", "unhandled error"))
+        return payload
+
+    return invoke
 
 
 @dataclass(frozen=True)
@@ -64,19 +85,19 @@ class StreamPoller(BackgroundLoop):
     def __init__(
         self,
         streams: Any,
-        lambda_client: Any,
-        sqs: Any,
         stream_arn: str,
-        function_name: str,
+        invoke: Invoke,
+        function_arn: str,
         source: StreamSource,
+        sqs: Any,
         on_failure_queue_url: str,
     ) -> None:
         super().__init__(pause=0.2)  # Lambda polls a shard about four times a second
         self._streams = streams
-        self._lambda = lambda_client
-        self._sqs = sqs
         self._stream_arn = stream_arn
-        self._function = function_name
+        self._invoke_function = invoke
+        self._function = function_arn
+        self._sqs = sqs
         self._source = source
         self._on_failure_queue_url = on_failure_queue_url
         self._iterator: str | None = None
@@ -123,12 +144,14 @@ class StreamPoller(BackgroundLoop):
 
     def _invoke(self, records: list[dict[str, Any]]) -> tuple[int | None, bool]:
         """(index of the first record to retry or None when all succeeded, whether the whole invocation failed)."""
-        response = self._lambda.invoke(FunctionName=self._function, Payload=json.dumps({"Records": records}).encode())
-        payload = json.loads(response["Payload"].read() or b"{}")
-        if response.get("FunctionError"):
-            log.info("publish batch failed: %s", payload.get("errorMessage"))
+        try:
+            payload = self._invoke_function({"Records": records})
+        except Exception as exc:  # whatever the function raised: Lambda sees an unhandled error
+            log.info("stream batch of %d failed: %s", len(records), str(exc).splitlines()[0] if str(exc) else exc)
             return 0, True
-        if not self._source.report_item_failures or not payload or not payload.get("batchItemFailures"):
+        if not self._source.report_item_failures or not isinstance(payload, dict):
+            return None, False
+        if not payload.get("batchItemFailures"):
             return None, False
         failed = {str(item["itemIdentifier"]) for item in payload["batchItemFailures"]}
         for index, record in enumerate(records):
@@ -158,7 +181,7 @@ class StreamPoller(BackgroundLoop):
                 "streamArn": self._stream_arn,
             },
         }
-        log.warning("publish gave up on %d stream record(s) after %d invocations", len(records), invocations)
+        log.warning("stream delivery gave up on %d stream record(s) after %d invocations", len(records), invocations)
         self._sqs.send_message(QueueUrl=self._on_failure_queue_url, MessageBody=json.dumps(failure))
 
     def _lambda_record(self, record: dict[str, Any]) -> dict[str, Any]:
