@@ -95,6 +95,7 @@ def run_chaos(
             figures = _drive(info, jobs, concurrency, timeout)
         # Rewritten after every injection; read once serve has stopped, when no more can come.
         figures["aws_faults_injected"] = json.loads(aws_faults_file.read_text()) if aws_fault_rate else {}
+        figures["lambda_invocations"] = _invocations_by_function(log.with_name(f"{log.stem}.metrics.jsonl"))
         if not figures["passed"]:
             # Keep the evidence: the serve log of a failed run is the first thing to read.
             kept = Path("out") / f"chaos-serve-{uuid.uuid4().hex[:8]}.log"
@@ -205,6 +206,18 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) ->
         and len(accepted) == jobs
     )
     return figures
+
+
+def _invocations_by_function(metrics_file: Path) -> dict[str, int]:
+    """Lambda invocations per function folder over the run, from serve's recorded AWS/Lambda metrics."""
+    from videogen_local.localmode.metrics import lambda_invocations
+    from videogen_local.localmode.names import FUNCTIONS
+
+    counts = lambda_invocations(metrics_file)
+    return {
+        folder: sum(n for name, n in counts.items() if name.endswith(f"-{suffix}"))
+        for folder, suffix in FUNCTIONS.items()
+    }
 
 
 def _percentile(samples: list[float], percent: float) -> float:

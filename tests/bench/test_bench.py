@@ -34,7 +34,7 @@ def test_download_throughput_compares_the_transfer_with_each_leg() -> None:
 def test_cold_start_measures_every_handler_against_boto3() -> None:
     result = cold_start.run(runs=1)
     assert {row["function"] for row in result["handlers"]} == {
-        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail"
+        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail", "publish"
     }  # fmt: skip
     assert result["boto3_import_ms"] > 0 and all(row["import_ms"] > 0 for row in result["handlers"])
 
@@ -46,8 +46,11 @@ def test_workflow_cost_counts_transitions_and_invocations_from_a_real_execution(
     assert worst["status"] == "timed_out" and worst["polls"] == 3
     # Per the definition in statemachine/: Wait, Poll, Route per cycle; one invocation per poll + 3.
     assert result["transitions_per_poll_cycle"] == 3
-    assert typical["lambda_invocations"] == {"api": 1, "submit": 1, "poll": 2, "download": 1}
-    assert worst["lambda_invocations"] == {"api": 1, "submit": 1, "poll": 3, "fail": 1}
+    # The outbox relay announces each ended job: one batch of one for a lone job.
+    assert typical["lambda_invocations"] == {"api": 1, "submit": 1, "poll": 2, "download": 1, "publish": 1}
+    assert worst["lambda_invocations"] == {"api": 1, "submit": 1, "poll": 3, "fail": 1, "publish": 1}
+    assert result["pipeline_invocations_minus_polls"] == 3 and result["lambda_invocations_minus_polls"] == 4
+    assert typical["aws_calls"]["events:PutEvents"] == 1 and worst["aws_calls"]["events:PutEvents"] == 1
     assert typical["aws_calls"]["s3:CompleteMultipartUpload"] == 1
     assert 0 < typical["cost_usd"]["total"] < worst["cost_usd"]["total"]
 
@@ -57,12 +60,15 @@ def test_throughput_run_accounts_for_every_job() -> None:
     assert result["completed"] == 4 and result["lost"] == 0 and result["videos_verified"] == 4
     assert result["duplicate_events"] == 0 and result["duplicate_submissions"] == 0
     assert result["post_videos_ms_p50"] > 0 and result["jobs_per_second"] > 0
+    # Every job is announced by the relay, at most one invocation each (batches can hold several).
+    invocations = result["lambda_invocations"]
+    assert invocations["api"] == 4 and invocations["submit"] >= 1 and 1 <= invocations["publish"] <= 4
 
 
 def test_sizing_measures_each_function_in_its_own_process() -> None:
     result = sizing.run()
     assert [row["function"] for row in result["functions"]] == [
-        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail"
+        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail", "publish"
     ]  # fmt: skip
     for row in result["functions"]:
         assert row["peak_rss_mib"] >= row["rss_after_import_mib"] > 20

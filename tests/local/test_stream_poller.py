@@ -52,7 +52,9 @@ def moto_stream(aws: None) -> Iterator[tuple[Any, Any, str, str]]:
 def poller(moto_stream: tuple[Any, Any, str, str], function: Function, source: StreamSource) -> StreamPoller:
     _, sqs, arn, dlq = moto_stream
     streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
-    return StreamPoller(streams, arn, function, "arn:aws:lambda:us-east-1:123456789012:function:publish", source, sqs, dlq)
+    return StreamPoller(
+        streams, arn, function, "arn:aws:lambda:us-east-1:123456789012:function:publish", source, sqs, dlq
+    )
 
 
 def end_jobs(dynamodb: Any, *job_ids: str, status: str = "completed") -> None:
@@ -142,7 +144,9 @@ def test_without_a_retry_limit_nothing_is_dead_lettered_while_the_function_recov
         calls += 1
         return flaky(event) if calls < 4 else {"batchItemFailures": []}
 
-    source = StreamSource(batch_size=10, maximum_retry_attempts=-1, bisect_on_error=False, report_item_failures=True, patterns=())
+    source = StreamSource(
+        batch_size=10, maximum_retry_attempts=-1, bisect_on_error=False, report_item_failures=True, patterns=()
+    )
     stream = poller(moto_stream, Function(), source)
     stream._invoke_function = recovers  # the same poller, a function that fails three times
     stream.poll_once()

@@ -163,3 +163,16 @@ class QueueSampler(BackgroundLoop):
         for name, url in self._queues.items():
             attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
             record_queue_depth(name, int(attributes["Attributes"]["ApproximateNumberOfMessages"]))
+
+
+def lambda_invocations(path: Path) -> dict[str, int]:
+    """Invocations per function name in a recorded run (the AWS/Lambda lines ``record_lambda`` wrote)."""
+    counts: dict[str, int] = {}
+    if not path.exists():
+        return counts
+    for line in path.read_text(encoding="utf-8").splitlines():
+        document = json.loads(line)
+        if document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "AWS/Lambda":
+            name = str(document["FunctionName"])
+            counts[name] = counts.get(name, 0) + int(document["Invocations"])
+    return counts
