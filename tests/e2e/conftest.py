@@ -60,6 +60,16 @@ class Served:
             assert time.monotonic() < deadline, f"{job_id} not finished: {job and job['status']}"
             time.sleep(0.3)
 
+    def wait_announced(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
+        """The job once the outbox relay has sent its result event (which follows the terminal write)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job_record(job_id)
+            if job and "event_published_at" in job:
+                return job
+            assert time.monotonic() < deadline, f"{job_id} not announced: {job and job['status']}"
+            time.sleep(0.3)
+
     def drain_events(self) -> list[dict[str, Any]]:
         """Move every event from the results queue into ``self.events`` and return them all."""
         sqs = self.aws("sqs")

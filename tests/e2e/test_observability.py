@@ -39,7 +39,8 @@ def test_an_end_to_end_run_emits_every_catalogued_metric(served: Served) -> None
         served.api("POST", "/videos", json=request("observability: refused [sim:reject=402]")).json()["id"],
     ]
     assert served.api("POST", "/videos", json=request("observability: invalid", duration=1)).status_code == 422
-    outcomes = [served.wait_job(job_id)["status"] for job_id in jobs]
+    # The outcome metrics come from the outbox relay, after the terminal write: wait for its announcement.
+    outcomes = [served.wait_announced(job_id)["status"] for job_id in jobs]
     assert outcomes == ["completed", "failed", "failed"]
     refused = served.job_record(jobs[2])
     assert refused is not None and "Insufficient credits" in refused["error"]

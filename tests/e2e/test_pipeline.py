@@ -149,7 +149,7 @@ def test_exactly_one_result_event_per_job_and_no_secret_anywhere(served: Served)
     table = served.info["jobs_table"]
     items = served.aws("dynamodb").scan(TableName=table)["Items"]
     for item in items:
-        served.wait_job(item["id"]["S"])
+        served.wait_announced(item["id"]["S"])
     events = served.drain_events()
     outcomes = Counter(e["detail"]["job_id"] for e in events if e["detail-type"] in ("VideoCompleted", "VideoFailed"))
     assert set(outcomes) == {item["id"]["S"] for item in items}

@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 
 from tests.handlers.conftest import Env
-from tests.support.handlers import ROOT, invoke
+from tests.support.handlers import ROOT, invoke, sample_event
 from videogen.aws import client
 from videogen.jobs import JobStore
 from videogen.models import Job, JobStatus, VideoObject, VideoRequest
@@ -64,6 +64,25 @@ def test_the_template_filter_lets_through_only_moves_into_a_terminal_status(env:
     for record in records:
         images = [_plain(record["dynamodb"].get(k)) for k in ("OldImage", "NewImage")]
         assert (ended_job(*images) is not None) == (record in passed)
+
+
+def test_the_sample_stream_event_announces_its_job_once(env: Env) -> None:
+    """events/dynamodb_job_ended.json, as Lambda hands it over: the job's VideoCompleted goes out with the
+    fields consumers rely on, the job records it, and a redelivery of the same batch sends nothing."""
+    event = sample_event("dynamodb_job_ended")
+    [record] = event["Records"]
+    client("dynamodb").put_item(TableName="videogen-jobs", Item=record["dynamodb"]["NewImage"])
+    assert invoke("publish", event) == {"batchItemFailures": []}
+    [announced] = env.events()
+    detail = announced["detail"]
+    assert announced["detail-type"] == "VideoCompleted" and announced["source"] == "videogen"
+    assert detail["job_id"] == "0123456789abcdef0123456789abcdef" and detail["status"] == "completed"
+    assert detail["idempotency_key"] == "0123456789abcdef0123456789abcdef:completed"
+    assert detail["polls"] == 3 and detail["usage"]["cost"] == 0.5 and detail["error"] is None
+    assert detail["video"]["bytes"] == 42163 and detail["openrouter_job_id"] == "or-job-123"
+    assert "event_published_at" in (store().raw("0123456789abcdef0123456789abcdef") or {})
+    assert invoke("publish", event) == {"batchItemFailures": []}
+    assert env.events() == []
 
 
 def test_a_job_that_ended_with_nobody_left_to_announce_it_gets_one_event(env: Env) -> None:

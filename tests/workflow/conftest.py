@@ -76,10 +76,18 @@ class Pipeline:
             events += page["events"]
         return events
 
-    def events_for(self, job_id: str, settle: float = 0.5) -> list[dict[str, Any]]:
-        """Result events of this job read from the results queue (others are kept for their tests)."""
-        sqs = self.aws("sqs")
-        time.sleep(settle)
+    def events_for(self, job_id: str, settle: float = 0.5, timeout: float = 30) -> list[dict[str, Any]]:
+        """Result events of this job read from the results queue (others are kept for their tests), once
+        the outbox relay has announced the job: its event follows the terminal write, it does not come with it."""
+        dynamodb, sqs = self.aws("dynamodb"), self.aws("sqs")
+        deadline = time.monotonic() + timeout
+        key = {"id": {"S": job_id}}
+        while "event_published_at" not in dynamodb.get_item(
+            TableName=self.info["jobs_table"], Key=key, ConsistentRead=True
+        ).get("Item", {}):
+            assert time.monotonic() < deadline, f"job {job_id} not announced after {timeout} s"
+            time.sleep(0.1)
+        time.sleep(settle)  # a duplicate would come right after
         found: list[dict[str, Any]] = []
         while batch := sqs.receive_message(
             QueueUrl=self.info["results_queue_url"], MaxNumberOfMessages=10, VisibilityTimeout=0
