@@ -37,6 +37,8 @@ def test_cold_start_measures_every_handler_against_boto3() -> None:
         "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail", "publish"
     }  # fmt: skip
     assert result["boto3_import_ms"] > 0 and all(row["import_ms"] > 0 for row in result["handlers"])
+    assert set(result["floors"]) == {"boto3_pydantic", "libraries"}
+    assert all(floor["import_ms"] > 0 for floor in result["floors"].values())
 
 
 def test_workflow_cost_counts_transitions_and_invocations_from_a_real_execution() -> None:
