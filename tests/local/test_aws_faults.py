@@ -172,6 +172,45 @@ def test_an_invocation_dies_half_way_and_nothing_more_reaches_aws(aws: Aws) -> N
     assert faults.counts()["download_crashes"] == 6
 
 
+def test_a_death_between_sending_an_event_and_recording_it_is_counted(aws: Aws) -> None:
+    """The outbox relay's window: the event reached EventBridge, the job's record did not reach DynamoDB.
+    Deaths there are the ones that may repeat a result event; deaths anywhere else are not counted so, nor
+    are invocations that record what they sent."""
+    sqs, bus = aws.client("sqs"), aws.client("events")
+    queue = sqs.create_queue(QueueName=f"sent-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus.put_rule(Name="sent", EventPattern=json.dumps({"source": ["videogen"]}))
+    bus.put_targets(Rule="sent", Targets=[{"Id": "q", "Arn": queue_arn}])
+    faults = AwsFaults(1.0, seed=3, functions={"lambda-publish": "publish"})
+    dynamodb, events = handler_client(aws, "dynamodb"), handler_client(aws, "events")
+    faults.install({"dynamodb": dynamodb, "events": events})
+    faults._draw = lambda probability: False  # type: ignore[method-assign]  # deaths only: no throttles
+    entry = {"Source": "videogen", "DetailType": "VideoCompleted", "Detail": "{}", "EventBusName": "default"}
+    windows = 0
+    for attempt in range(16):
+        job_id = f"{uuid.uuid4().hex}-{attempt}"
+        with pytest.raises(FunctionCrash), faults.invocation("lambda-publish"):
+            events.put_events(Entries=[entry])
+            put(dynamodb, job_id)
+            dynamodb.get_item(TableName=TABLE, Key={"id": {"S": job_id}})
+        sent = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        for message in sent:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        windows += bool(sent) and not stored(aws, job_id)
+    assert faults.counts()["publish_crashes"] == 16
+    assert faults.counts()["events_sent_unrecorded"] == windows
+    assert 0 < windows < 16
+    faults.rate = 0.0  # no more deaths: an invocation that sends and records is not a window
+    with faults.invocation("lambda-publish"):
+        events.put_events(Entries=[entry])
+        put(dynamodb, uuid.uuid4().hex)
+    assert faults.counts()["events_sent_unrecorded"] == windows
+    with pytest.raises(RuntimeError), faults.invocation("lambda-publish"):
+        events.put_events(Entries=[entry])
+        raise RuntimeError("the record failed")  # e.g. a throttle that outlasted botocore's retries
+    assert faults.counts()["events_sent_unrecorded"] == windows + 1
+
+
 def test_functions_not_listed_never_die(aws: Aws) -> None:
     faults = AwsFaults(1.0, seed=5, functions={"lambda-download": "download"})
     dynamodb = handler_client(aws, "dynamodb")
@@ -287,6 +326,7 @@ def test_counts_name_every_kind_and_each_crashing_function(tmp_path: Path) -> No
         "dynamodb_throttles_past_retries": 0,
         "sqs_duplicate_batches": 0,
         "sqs_redeliveries": 0,
+        "events_sent_unrecorded": 0,
         "poll_crashes": 0,
         "submit_crashes": 0,
     }

@@ -64,8 +64,17 @@ DEATHS = (
 )
 # The counts (plus "<function>_crashes" per crashing function): DynamoDB attempts answered with a throttle;
 # DynamoDB calls that failed with it (every attempt throttled, or a throttle that outlasted the retries);
-# submit batches invoked twice; processed submit messages sent again.
-KINDS = ("dynamodb_throttles", "dynamodb_throttles_past_retries", "sqs_duplicate_batches", "sqs_redeliveries")
+# submit batches invoked twice; processed submit messages sent again; events (PutEvents answered) that an
+# invocation of a crashing function sent and did not follow with an answered DynamoDB write before it ended
+# (died, or failed on an injected fault): for the outbox relay, the window in which the event is out but not
+# recorded, the one way a result event can be sent twice.
+KINDS = (
+    "dynamodb_throttles",
+    "dynamodb_throttles_past_retries",
+    "sqs_duplicate_batches",
+    "sqs_redeliveries",
+    "events_sent_unrecorded",
+)
 
 
 class FunctionCrash(BaseException):
@@ -89,6 +98,9 @@ class _Invocation:
     crash: FunctionCrash | None
     points: int = 0
     dead: bool = False
+    # Events sent (PutEvents answered) and not yet followed by a DynamoDB write that was answered: the outbox
+    # relay sends then records, one job after the other, so a failed record stays counted after the next job.
+    unrecorded_events: int = 0
 
 
 class _Body:
@@ -161,9 +173,9 @@ class AwsFaults:
                 counts[f"{label}_crashes"] = self._counts[f"{label}_crashes"]
         return counts
 
-    def _count(self, kind: str) -> None:
+    def _count(self, kind: str, n: int = 1) -> None:
         with self._lock:
-            self._counts[kind] += 1
+            self._counts[kind] += n
         self._write()
 
     def _write(self) -> None:
@@ -222,6 +234,8 @@ class AwsFaults:
             yield
         finally:
             self._local.invocation = outer
+            if current.label is not None and current.unrecorded_events:
+                self._count("events_sent_unrecorded", current.unrecorded_events)
             if not current.dead and current.points:
                 with self._lock:
                     self._points_seen[function_name] = current.points
@@ -256,10 +270,13 @@ class AwsFaults:
                     return throttled_response(request.url)
                 return None
 
-            def after_call(parsed: Any = None, is_dynamodb: bool = is_dynamodb, **_: Any) -> None:
+            def after_call(
+                parsed: Any = None, model: Any = None, service: str = service, is_dynamodb: bool = is_dynamodb, **_: Any
+            ) -> None:
                 # Counts both kinds: every attempt throttled, and a throttle that outlasted the retries.
                 if is_dynamodb and isinstance(parsed, dict) and parsed.get("Error", {}).get("Code") == THROTTLE_CODE:
                     self._count("dynamodb_throttles_past_retries")
+                self._note_answer(service, getattr(model, "name", ""), parsed)
                 self._boundary()
 
             # First: nothing else may answer or send a request this hook refuses.
@@ -271,6 +288,15 @@ class AwsFaults:
                     return self._before_call(client)
 
                 events.register_first("before-call", before_call, unique_id="videogen-aws-faults-before-call")
+
+    def _note_answer(self, service: str, operation: str, parsed: Any) -> None:
+        current: _Invocation | None = getattr(self._local, "invocation", None)
+        if current is None or current.dead or not isinstance(parsed, dict) or "Error" in parsed:
+            return
+        if service == "events" and operation == "PutEvents" and not parsed.get("FailedEntryCount"):
+            current.unrecorded_events += 1
+        elif service == "dynamodb" and operation in ("UpdateItem", "PutItem") and current.unrecorded_events:
+            current.unrecorded_events -= 1
 
     def _before_call(self, client: Any) -> tuple[Any, dict[str, Any]] | None:
         """Once per DynamoDB call (not per attempt): does a throttle outlast botocore's retries? If so, the
