@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # python3.12 must be on PATH for `sam build` (runtime python3.12); pyenv provides it on the dev machines.
 SAM_BUILD_ENV ?= PYENV_VERSION=3.11.7:3.12.1
 
-.PHONY: help venv demo serve test unit lint typecheck format template-check build deploy clean chaos fuzz dashboard browser bench
+.PHONY: help venv demo serve test unit lint typecheck format template-check build deploy clean chaos fuzz dashboard browser bench readme-dashboard
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ serve: $(STAMP)  ## run the local stack (API on http://127.0.0.1:8787/v1) until 
 
 dashboard: $(STAMP) browser  ## the CloudWatch dashboard drawn from the last demo/serve run: out/dashboard.html, .png
 	$(BIN)/videogen dashboard --metrics out/metrics.jsonl --html out/dashboard.html --png out/dashboard.png
+
+readme-dashboard: $(STAMP) browser  ## redraw docs/dashboard.png (the README's screenshot) from a fresh local run
+	$(BIN)/python scripts/readme_dashboard.py
 
 # Debian's Chromium, headless: the dashboard's PNG and its browser test (tests/e2e/test_dashboard.py).
 browser:  ## install Chromium from Debian's packages if /usr/bin/chromium is missing
