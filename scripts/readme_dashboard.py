@@ -1,6 +1,6 @@
 """Redraws docs/dashboard.png, the README's screenshot of the local dashboard (`make readme-dashboard`).
 
-A dozen requests through the three doors of `videogen local serve` (the simulator; some made to fail,
+Two dozen requests through the three doors of `videogen local serve` (the simulator; some made to fail,
 some rejected at the edge), every job waited for until its result event is out, then `videogen dashboard`
 on the metrics and log lines that run recorded. Needs Chromium (`make browser`).
 """
@@ -30,6 +30,8 @@ PROMPTS = [
     "The backpack in a museum [sim:outcome=expired]",
     "The backpack on a train [sim:reject=402]",
 ]
+WAVES = 3
+WAVE_PAUSE_SECONDS = 6
 
 
 def main() -> int:
@@ -44,13 +46,23 @@ def main() -> int:
         with local_serve(log, "--poll-interval", "1", env=env) as (info, _):
 
             def aws(service: str) -> Any:
-                return boto3.client(service, endpoint_url=info["aws_endpoint_url"], region_name=info["region"])
+                return boto3.client(
+                    service,
+                    endpoint_url=info["aws_endpoint_url"],
+                    region_name=info["region"],
+                    aws_access_key_id="local",
+                    aws_secret_access_key="local",
+                )
 
             api = f"{info['api_url']}/videos"
-            for prompt in PROMPTS:
-                httpx.post(api, json=request(prompt), timeout=60).raise_for_status()
-            httpx.post(api, json=request("too long a video", duration=99), timeout=60)  # 422 at the edge
-            httpx.post(api, content=b"{not json", timeout=60)  # 400 at the edge
+            # In waves a few seconds apart, so that the charts show a run over time, not one spike.
+            for wave in range(WAVES):
+                for prompt in PROMPTS:
+                    httpx.post(api, json=request(prompt), timeout=60).raise_for_status()
+                httpx.post(api, json=request("too long a video", duration=99), timeout=60)  # 422 at the edge
+                httpx.post(api, content=b"{not json", timeout=60)  # 400 at the edge
+                if wave < WAVES - 1:
+                    time.sleep(WAVE_PAUSE_SECONDS)
             s3 = aws("s3")
             for index, prompt in enumerate(PROMPTS[:2]):
                 body = json.dumps(request(f"{prompt} (S3 door)")).encode()
@@ -66,7 +78,7 @@ def main() -> int:
                 for prompt in (PROMPTS[0], PROMPTS[3])
             ]
             aws("events").put_events(Entries=entries)
-            _wait_until_announced(aws("dynamodb"), info["jobs_table"], expected=len(PROMPTS) + 4)
+            _wait_until_announced(aws("dynamodb"), info["jobs_table"], expected=WAVES * len(PROMPTS) + 4)
             time.sleep(3)  # the last metric lines (queue depth sampler, the execution watcher)
         png = ROOT / "docs" / "dashboard.png"
         command = [str(Path(sys.executable).with_name("videogen")), "dashboard", "--metrics"]

@@ -715,7 +715,7 @@ svg.chart .tick { fill: #687078; font-size: 10px; }
 svg.chart .grid { stroke: #eaeded; stroke-width: 1; }
 svg.chart .nodata { fill: #879596; font-size: 13px; }
 svg.chart .legend.empty text { fill: #879596; }
-.alarms ul { margin: 4px 0; padding-left: 18px; } .alarms li { margin: 2px 0; }
+.alarms ul { margin: 4px 0; padding-left: 18px; } .alarms li { margin: 1px 0; font-size: 11px; line-height: 1.3; }
 .note { color: #687078; font-size: 12px; margin: 2px 0 6px; }
 pre { white-space: pre-wrap; font-size: 11px; background: #f8f8f8; padding: 4px 6px; margin: 0 0 6px; }
 table { border-collapse: collapse; font-size: 11px; width: 100%%; }
@@ -832,7 +832,8 @@ def _alarm_widget(title: str, properties: dict[str, Any], descriptions: dict[str
     entries = []
     for arn in properties.get("alarms", []):
         name = str(arn).rsplit(":alarm:", 1)[-1]
-        description = descriptions.get(name, "")
+        # The first sentence: the widget is the size CloudWatch gives its alarm tiles, the rest is in the template.
+        description = re.split(r"(?<=[.;])\s", descriptions.get(name, ""), maxsplit=1)[0]
         entries.append(f"<li><strong>{_e(name)}</strong> {_inline_markdown(description)}</li>")
     return (
         f'<div class="alarms"><h2>{title}</h2><p class="note">Alarm state: not available locally '
