@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -14,8 +16,10 @@ from tests.handlers.conftest import BUCKET, Env
 from tests.support.handlers import invoke, sample_event
 from tests.support.scripted_http import Canned, ScriptedServer
 from videogen.aws import client
+from videogen.cancel import cancel_job
 from videogen.jobs import JobStore
 from videogen.models import Job, JobStatus, VideoRequest
+from videogen.services import get_services
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
 MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00" * 4000
@@ -163,6 +167,50 @@ def test_download_streams_to_s3_without_the_key_and_emits_one_event(env: Env, fo
         and event["detail"]["idempotency_key"] == f"{JOB_ID}:completed"
     )
     assert TEST_KEY not in json.dumps(event)
+
+
+def _download_in_background(url: str) -> tuple[threading.Thread, list[Any]]:
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(invoke("download", download_event(url))))
+    thread.start()
+    return thread, result
+
+
+def test_a_cancel_that_wins_the_race_with_a_download_ends_the_job_once(
+    env: Env, foreign_server: ScriptedServer
+) -> None:
+    """The caller cancels while the video streams in: the cancel's terminal write lands first, so the job
+    ends cancelled with one VideoFailed, and the download that lost leaves no video and no upload behind."""
+    submitted_job(env)
+    foreign_server.on("GET", "/files/v.mp4", Canned(200, MP4, {"Content-Type": "video/mp4"}, delay=1.0))
+    thread, result = _download_in_background(f"{foreign_server.url}/files/v.mp4")
+    deadline = time.monotonic() + 10
+    while not foreign_server.seen:  # the download is under way, its answer held back
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    cancelled = cancel_job(get_services(), job())
+    thread.join(timeout=30)
+    assert cancelled.cancelled and result == [{"status": "cancelled"}]
+    assert job().status is JobStatus.CANCELLED and job().video is None
+    assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix="videos/")["KeyCount"] == 0
+    assert client("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    [event] = env.events()
+    assert event["detail-type"] == "VideoFailed" and event["detail"]["status"] == "cancelled"
+
+
+def test_a_completion_that_wins_the_race_with_a_cancel_keeps_its_video(
+    env: Env, foreign_server: ScriptedServer
+) -> None:
+    """The download's terminal write lands first: the cancel changes nothing (the API answers 409), the
+    video stays, and the one event is VideoCompleted."""
+    submitted_job(env)
+    foreign_server.on("GET", "/files/v.mp4", Canned(200, MP4, {"Content-Type": "video/mp4"}))
+    stale = job()  # what the cancel read before the completion landed
+    assert invoke("download", download_event(f"{foreign_server.url}/files/v.mp4")) == {"status": "completed"}
+    outcome = cancel_job(get_services(), stale)
+    assert not outcome.cancelled and outcome.job.status is JobStatus.COMPLETED
+    assert client("s3").get_object(Bucket=BUCKET, Key=f"videos/{JOB_ID}.mp4")["Body"].read() == MP4
+    assert [e["detail-type"] for e in env.events()] == ["VideoCompleted"]
 
 
 def test_download_without_unsigned_urls_uses_the_authenticated_content_endpoint(env: Env) -> None:

@@ -62,7 +62,20 @@ def download_job(
     video = VideoObject(
         s3_uri=stored.s3_uri, bytes=stored.bytes, sha256=stored.sha256, content_type=stored.content_type
     )
-    return finish_job(services, job_id, JobStatus.COMPLETED, video=video)
+    finished = finish_job(services, job_id, JobStatus.COMPLETED, video=video)
+    if finished is None:
+        _discard_unowned_video(services, job_id)
+    return finished
+
+
+def _discard_unowned_video(services: Services, job_id: str) -> None:
+    """The job ended while its video was being stored (a cancel won the race): the object belongs to no
+    job and is deleted. A job completed by another attempt owns the same key, so its video stays."""
+    ended = services.store.get(job_id)
+    if ended is not None and ended.status is JobStatus.COMPLETED:
+        return
+    services.storage.delete(video_key(job_id))
+    logger.info("the job ended while its video was stored; the video is deleted", extra={"job_id": job_id})
 
 
 def _store(services: Services, job_id: str, url: str) -> StoredObject:
