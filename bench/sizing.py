@@ -1,7 +1,7 @@
 """Benchmark 6: Lambda memory sizing. One job end to end with each function in a process of its own (a
 warm container, bench/lambda_worker.py), AWS on a moto server and OpenRouter's simulator on loopback:
-API → submit (SQS record) → polls until completed → download, plus the S3 and EventBridge doors and
-the fail function. Peak RSS per function is what its MemorySize must hold; the download's peak while
+API → submit (SQS record) → polls until completed → download, plus the S3 and EventBridge doors, the
+fail function and the outbox relay (publish) on the jobs table's stream. Peak RSS per function is what its MemorySize must hold; the download's peak while
 streaming large videos comes from benchmark 1.
 """
 
@@ -85,6 +85,25 @@ def _one_job(workers: dict[str, LambdaWorker], aws: Aws, env: dict[str, str]) ->
     return {"job_id": job_id, "polls": count}
 
 
+def _relay_ended_jobs(publish: LambdaWorker, aws: Aws) -> None:
+    """The outbox relay on what the run left in the jobs table's stream: the template's filter and batches."""
+    from bench.harness import TABLE
+    from videogen_local.cfn import load_template
+    from videogen_local.localmode.stream_poller import StreamPoller, StreamSource
+
+    source = StreamSource.from_template(load_template(ROOT / "template.yaml"), "PublishFunction", "JobEnded")
+    arn = aws.client("dynamodb").describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    answers: list[Any] = []
+
+    def invoke(event: dict[str, Any]) -> Any:
+        answers.append(publish.call("invoke", event=event)["result"])
+        return answers[-1]
+
+    relayed = StreamPoller(aws.client("dynamodbstreams"), arn, invoke, "publish", source, aws.client("sqs"), "")
+    if relayed.poll_once() < 3 or any(answer.get("batchItemFailures") for answer in answers):
+        raise AssertionError(f"the outbox relay did not announce the run's jobs: {answers}")
+
+
 def run(download_peak_mib: float | None = None) -> dict[str, Any]:
     from bench.workflow_cost import template_memory
     from videogen_local.localmode.names import FUNCTIONS
@@ -109,6 +128,7 @@ def run(download_peak_mib: float | None = None) -> dict[str, Any]:
             workers["intake_event"].call("invoke", event=bridge_event)
             fail_event = {"job_id": jobs[0]["job_id"], "status": "failed", "error": "sizing"}
             workers["fail"].call("invoke", event=fail_event)
+            _relay_ended_jobs(workers["publish"], aws)
             peaks = {folder: worker.call("memory")["peak_rss"] for folder, worker in workers.items()}
         finally:
             for worker in workers.values():
