@@ -1,8 +1,8 @@
 """Benchmark 6: Lambda memory sizing. One job end to end with each function in a process of its own (a
 warm container, bench/lambda_worker.py), AWS on a moto server and OpenRouter's simulator on loopback:
 API → submit (SQS record) → polls until completed → download, plus the S3 and EventBridge doors, the
-fail function and the outbox relay (publish) on the jobs table's stream. Peak RSS per function is what its MemorySize must hold; the download's peak while
-streaming large videos comes from benchmark 1.
+fail function and the outbox relay (publish) on the jobs table's stream. Peak RSS per function is what
+its MemorySize must hold; the download's peak while streaming large videos comes from benchmark 1.
 """
 
 from __future__ import annotations
