@@ -18,7 +18,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +101,7 @@ def _cycle_length(entered: list[str]) -> int | None:
 
 def _run_job(info: dict[str, Any], prompt: str, recorder: _Recorder) -> dict[str, Any]:
     from videogen_local.chaos import reference_data_url
+    from videogen_local.localmode.process import stack_client
 
     recorder.reset()
     reference = {"type": "image_url", "image_url": {"url": reference_data_url()}}
@@ -109,7 +109,7 @@ def _run_job(info: dict[str, Any], prompt: str, recorder: _Recorder) -> dict[str
     response = httpx.post(f"{info['api_url']}/videos", json=body, timeout=30)
     response.raise_for_status()
     job_id = response.json()["id"]
-    sfn = boto3.client("stepfunctions", endpoint_url=info["aws_endpoint_url"], region_name=info["region"])
+    sfn = stack_client(info, "stepfunctions")
     arn = info["state_machine_arn"].replace(":stateMachine:", ":execution:") + f":{job_id}"
     deadline = time.monotonic() + 300
     while True:
@@ -127,7 +127,7 @@ def _run_job(info: dict[str, Any], prompt: str, recorder: _Recorder) -> dict[str
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")]
     # Read straight from the table: a GET /videos/{id} would count as one more API invocation. The job's
     # result event comes from the outbox relay after the execution ends; its invocation belongs to the job.
-    dynamodb = boto3.client("dynamodb", endpoint_url=info["aws_endpoint_url"], region_name=info["region"])
+    dynamodb = stack_client(info, "dynamodb")
     while "event_published_at" not in (
         item := dynamodb.get_item(TableName=info["jobs_table"], Key={"id": {"S": job_id}}, ConsistentRead=True)["Item"]
     ):

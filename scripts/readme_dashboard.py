@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 
 from videogen_local.chaos import reference_data_url
-from videogen_local.localmode.process import local_serve
+from videogen_local.localmode.process import local_serve, stack_client
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [
@@ -46,13 +45,7 @@ def main() -> int:
         with local_serve(log, "--poll-interval", "1", env=env) as (info, _):
 
             def aws(service: str) -> Any:
-                return boto3.client(
-                    service,
-                    endpoint_url=info["aws_endpoint_url"],
-                    region_name=info["region"],
-                    aws_access_key_id="local",
-                    aws_secret_access_key="local",
-                )
+                return stack_client(info, service)
 
             api = f"{info['api_url']}/videos"
             # In waves a few seconds apart, so that the charts show a run over time, not one spike.

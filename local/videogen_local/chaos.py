@@ -26,10 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 
-from videogen_local.localmode.process import local_serve
+from videogen_local.localmode.process import local_serve, stack_client
 
 TERMINAL = {"completed", "failed", "cancelled", "expired", "timed_out"}
 RESULT_EVENTS = ("VideoCompleted", "VideoFailed")
@@ -114,13 +113,7 @@ def run_chaos(
 
 def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) -> dict[str, Any]:
     def aws(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=info["aws_endpoint_url"],
-            region_name=info["region"],
-            aws_access_key_id="chaos",
-            aws_secret_access_key="chaos",
-        )
+        return stack_client(info, service)
 
     run_id = uuid.uuid4().hex[:8]
     reference = reference_data_url()

@@ -18,11 +18,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 
 from videogen_local.localmode import metrics
 from videogen_local.localmode.output import LineWriter
+from videogen_local.localmode.process import stack_client
 from videogen_local.localmode.stack import LocalStack, LocalStackConfig
 
 SEED_PROMPT = (
@@ -122,7 +122,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def upload_reference(info: dict[str, Any]) -> str:
     image = resources.files("videogen_local").joinpath("assets/backpack.png").read_bytes()
-    s3 = boto3.client("s3", endpoint_url=info["aws_endpoint_url"], region_name=info["region"])
+    s3 = stack_client(info, "s3")
     s3.put_object(Bucket=info["bucket"], Key="references/backpack.png", Body=image, ContentType="image/png")
     uri = f"s3://{info['bucket']}/references/backpack.png"
     print(f"uploaded the bundled reference image to {uri}", file=sys.stderr)

@@ -49,3 +49,17 @@ def local_serve(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def stack_client(info: Mapping[str, Any], service: str) -> Any:
+    """A boto3 client for a running local stack, from its ready line: its endpoint and region, and
+    credentials of any value (moto checks none), so that no AWS profile of the caller's is needed."""
+    import boto3
+
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=info["aws_endpoint_url"],
+        region_name=info["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
