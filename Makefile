@@ -58,7 +58,7 @@ lint: $(STAMP)  ## ruff (lint and format check)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)  ## mypy (strict) on the core package, the handlers and the CLI
-	$(BIN)/mypy layers/videogen/videogen local/videogen_local bench
+	$(BIN)/mypy layers/videogen/videogen local/videogen_local bench scripts
 	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
 format: $(STAMP)  ## apply ruff's fixes and formatting

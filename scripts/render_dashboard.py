@@ -56,7 +56,10 @@ def sqs(metric: str, queue: str, label: str, **extra: Any) -> list[Any]:
 
 def lambdas(metric: str, stat: str | None = None) -> list[list[Any]]:
     suffix = f" {stat}" if stat else f" {metric.lower()}"
-    options = (lambda f: {"stat": stat, "label": f + suffix}) if stat else (lambda f: {"label": f + suffix})
+
+    def options(function: str) -> dict[str, str]:
+        return {"stat": stat, "label": function + suffix} if stat else {"label": function + suffix}
+
     return [["AWS/Lambda", metric, "FunctionName", f"{STACK}-{f}", options(f)] for f in FUNCTIONS]
 
 
