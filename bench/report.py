@@ -68,7 +68,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| 4 | Workflow cost (moto execution history) | {r['transitions_per_poll_cycle']} transitions per poll "
             f"cycle; Lambda invocations = polls + {r['lambda_invocations_minus_polls']} for a lone job "
-            f"(polls + {r.get('pipeline_invocations_minus_polls', '?')} in the pipeline, + 1 outbox relay "
+            f"(polls + {r['pipeline_invocations_minus_polls']} in the pipeline, + 1 outbox relay "
             f"invocation per batch of ended jobs: see 5); "
             f"${typical['cost_usd']['total']:.5f} per {typical['polls']}-poll job, "
             f"${worst['cost_usd']['total']:.5f} for the {worst['polls']}-poll worst case "
@@ -84,7 +84,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{r['duplicate_submissions']} duplicate submissions; {r['accepted_per_second']} accepted/s, "
             f"POST /videos p50 {r['post_videos_ms_p50']} ms, p99 {r['post_videos_ms_p99']} ms; "
             f"{r['jobs_per_second']} jobs/s end to end; outbox relay invoked "
-            f"{r.get('publish_invocations_per_job', '?')} times per job | all complete, none lost or duplicated | "
+            f"{r['publish_invocations_per_job']} times per job | all complete, none lost or duplicated | "
             f"{_met(r)} |"
         )
     if "lambda_sizing" in b:

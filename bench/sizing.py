@@ -88,10 +88,9 @@ def _one_job(workers: dict[str, LambdaWorker], aws: Aws, env: dict[str, str]) ->
 def _relay_ended_jobs(publish: LambdaWorker, aws: Aws) -> None:
     """The outbox relay on what the run left in the jobs table's stream: the template's filter and batches."""
     from bench.harness import TABLE
-    from videogen_local.cfn import load_template
     from videogen_local.localmode.stream_poller import StreamPoller, StreamSource
 
-    source = StreamSource.from_template(load_template(ROOT / "template.yaml"), "PublishFunction", "JobEnded")
+    source = StreamSource.outbox()
     arn = aws.client("dynamodb").describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
     answers: list[Any] = []
 

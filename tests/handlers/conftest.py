@@ -12,9 +12,8 @@ import pytest
 from botocore.config import Config
 
 from tests.conftest import TEST_KEY
-from tests.support.handlers import ROOT, invoke
+from tests.support.handlers import invoke
 from tests.support.scripted_http import Canned, ScriptedServer
-from videogen_local.cfn import load_template
 from videogen_local.localmode.stream_poller import StreamPoller, StreamSource
 from videogen_local.sim.server import SEEDANCE
 
@@ -90,7 +89,7 @@ def env(aws: None, api_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) 
         client("dynamodb").describe_table(TableName="videogen-jobs")["Table"]["LatestStreamArn"],
         lambda event: invoke("publish", event),
         "arn:aws:lambda:us-east-1:123456789012:function:videogen-publish",
-        StreamSource.from_template(load_template(ROOT / "template.yaml"), "PublishFunction", "JobEnded"),
+        StreamSource.outbox(),
         sqs,
         outbox_dlq_url,
     )

@@ -16,11 +16,9 @@ import pytest
 from bench.download import pointed_at
 from bench.harness import BUCKET, BUS, TABLE, Aws, LambdaWorker, MiB, moto_server, video_server
 from bench.video_server import expected_sha256
-from tests.support.handlers import ROOT
 from tests.support.scripted_http import Canned, ScriptedServer
 from videogen.jobs import JobStore
 from videogen.models import Job, JobStatus, VideoRequest
-from videogen_local.cfn import load_template
 from videogen_local.localmode.stream_poller import StreamPoller, StreamSource
 
 pytestmark = pytest.mark.slow
@@ -43,7 +41,7 @@ def outbox(aws: Aws) -> Iterator[StreamPoller]:
             aws.client("dynamodb").describe_table(TableName=TABLE)["Table"]["LatestStreamArn"],
             lambda event: publish.call("invoke", event=event)["result"],
             "arn:aws:lambda:us-east-1:123456789012:function:bench-publish",
-            StreamSource.from_template(load_template(ROOT / "template.yaml"), "PublishFunction", "JobEnded"),
+            StreamSource.outbox(),
             sqs,
             sqs.create_queue(QueueName="bench-outbox-dlq")["QueueUrl"],
         )

@@ -13,13 +13,12 @@ import pytest
 from botocore.config import Config
 
 from tests.handlers.conftest import Env
-from tests.support.handlers import ROOT, invoke, sample_event
+from tests.support.handlers import invoke, sample_event
 from videogen.aws import client
 from videogen.jobs import JobStore
 from videogen.models import Job, JobStatus, VideoObject, VideoRequest
 from videogen.outbox import ended_job, republish
 from videogen.services import get_services, reset_services
-from videogen_local.cfn import load_template
 from videogen_local.localmode.stream_poller import StreamPoller, StreamSource
 from videogen_local.main import main
 
@@ -33,7 +32,7 @@ def new_job(job_id: str, status: JobStatus = JobStatus.QUEUED) -> None:
 
 
 def source() -> StreamSource:
-    return StreamSource.from_template(load_template(ROOT / "template.yaml"), "PublishFunction", "JobEnded")
+    return StreamSource.outbox()
 
 
 def stream_records() -> list[dict[str, Any]]:

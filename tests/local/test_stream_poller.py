@@ -12,12 +12,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.support.handlers import ROOT
-from videogen_local.cfn import load_template
 from videogen_local.localmode.stream_poller import StreamPoller, StreamSource
 
 TABLE = "videogen-jobs"
-TEMPLATE_SOURCE = StreamSource.from_template(load_template(ROOT / "template.yaml"), "PublishFunction", "JobEnded")
+TEMPLATE_SOURCE = StreamSource.outbox()
 
 
 @pytest.fixture(autouse=True)

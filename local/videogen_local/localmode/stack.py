@@ -17,7 +17,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from videogen_local.cfn import load_template
 from videogen_local.localmode import metrics, patches
 from videogen_local.localmode.async_invoke import AsyncConfig, AsyncInvoker
 from videogen_local.localmode.aws_faults import CRASHING_FUNCTIONS, HANDLER_SERVICES, AwsFaults
@@ -266,9 +265,7 @@ class LocalStack:
             clients["dynamodb"].describe_table(TableName=self.names.table)["Table"]["LatestStreamArn"],
             lambda_invoker(invoker, self.names.function("publish")),
             self.names.function_arn("publish"),
-            StreamSource.from_template(
-                load_template(repository_root() / "template.yaml"), "PublishFunction", "JobEnded"
-            ),
+            StreamSource.outbox(),
             session.client("sqs"),
             outbox_dlq_url,
         )

@@ -74,6 +74,15 @@ class StreamSource:
             patterns=tuple(json.loads(item["Pattern"]) for item in filters),
         )
 
+    @classmethod
+    def outbox(cls) -> StreamSource:
+        """The publish function's event source on the jobs table's stream, as this checkout's template.yaml
+        declares it: local mode, the tests and the benchmarks relay the outbox the way it deploys."""
+        from videogen_local.cfn import load_template
+        from videogen_local.localmode.handlers import repository_root
+
+        return cls.from_template(load_template(repository_root() / "template.yaml"), "PublishFunction", "JobEnded")
+
     def matches(self, record: dict[str, Any]) -> bool:
         """Lambda invokes the function with a record if any filter matches it (all, without filters)."""
         return not self.patterns or any(EventPattern(None, pattern).matches_event(record) for pattern in self.patterns)
