@@ -1,6 +1,8 @@
 """API door (API Gateway REST, IAM auth): create, read, list and cancel video jobs; list models.
 
-A job belongs to the IAM principal that created it: anyone else gets 404, as if it did not exist.
+A job belongs to the IAM principal that created it, an assumed role as the role (videogen.owners): anyone
+else gets 404, as if it did not exist. ``Idempotency-Key`` makes a retried POST answer with the job the
+first attempt made. ``/operator/videos/{id}`` reads any job, for principals IAM allows on that route.
 """
 
 from __future__ import annotations
@@ -13,25 +15,45 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videogen import intake
 from videogen.cancel import cancel_job
-from videogen.errors import RequestRejected
+from videogen.errors import FieldError, RequestRejected
+from videogen.intake import RequestIdentity
 from videogen.models import Door, Job, JobStatus
 from videogen.observability import logger, metrics, tracer
 from videogen.openapi import openapi_document
+from videogen.owners import Owner, iam_owner, owns
 from videogen.services import get_services
 from videogen.storage import parse_s3_uri
 
 app = APIGatewayRestResolver()
 MAX_PAGE = 100
+MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
-def _caller() -> str:
-    identity = app.current_event.request_context.identity
-    return identity.user_arn or identity.caller or "anonymous"
+def _owner() -> Owner:
+    user_arn = app.current_event.request_context.identity.user_arn
+    if not user_arn:
+        # API Gateway's IAM authorizer always names the caller; without one there is no owner to act for.
+        raise RequestRejected("no caller identity", [FieldError("Authorization", "sign the request (SigV4)")], 403)
+    return iam_owner(user_arn)
 
 
 def _own_job(job_id: str) -> Job | None:
     job = get_services().store.get(job_id)
-    return job if job is not None and job.caller == _caller() else None
+    return job if job is not None and owns(_owner().id, job.caller) else None
+
+
+def _idempotency(owner: Owner) -> RequestIdentity | None:
+    key = app.current_event.get_header_value("Idempotency-Key", case_sensitive=False)
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        raise RequestRejected(
+            "invalid Idempotency-Key",
+            [FieldError("Idempotency-Key", f"1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters")],
+            400,
+            reason="malformed",
+        )
+    return RequestIdentity(Door.API, owner.id, key, field="Idempotency-Key")
 
 
 def _view(job: Job) -> dict[str, Any]:
@@ -44,12 +66,16 @@ def _view(job: Job) -> dict[str, Any]:
 
 @app.post("/videos")
 def create_video() -> Response[dict[str, Any]]:
-    job = intake.accept(get_services(), app.current_event.body, door=Door.API, caller=_caller())
+    owner = _owner()
+    accepted = intake.accept(
+        get_services(), app.current_event.body, door=Door.API, owner=owner, identity=_idempotency(owner)
+    )
+    headers = {"Location": f"/videos/{accepted.job.id}"}
+    if accepted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    # A replay answers as the first attempt did: the job was queued then, whatever it is doing now.
     return Response(
-        202,
-        content_types.APPLICATION_JSON,
-        {"id": job.id, "status": job.status.value},
-        headers={"Location": f"/videos/{job.id}"},
+        202, content_types.APPLICATION_JSON, {"id": accepted.job.id, "status": JobStatus.QUEUED.value}, headers=headers
     )
 
 
@@ -62,7 +88,7 @@ def list_videos() -> Response[dict[str, Any]]:
     try:
         limit = min(max(int(query.get("limit", "20")), 1), MAX_PAGE)
         jobs, next_token = get_services().store.list_by_caller(
-            _caller(), status=status, limit=limit, page_token=query.get("next_token")
+            _owner().id, status=status, limit=limit, page_token=query.get("next_token")
         )
     except ValueError as exc:
         return _error(422, str(exc))
@@ -86,6 +112,16 @@ def cancel_video(job_id: str) -> Response[dict[str, Any]]:
     if not result.cancelled:
         return _error(409, f"video job {job_id} already ended as {result.job.status.value}")
     return Response(200, content_types.APPLICATION_JSON, _view(result.job))
+
+
+@app.get("/operator/videos/<job_id>")
+def operator_get_video(job_id: str) -> Response[dict[str, Any]]:
+    """Any job, whoever owns it (the S3 and EventBridge doors' jobs have no IAM owner). Who may call this
+    route is IAM's decision: grant execute-api:Invoke on .../GET/operator/* to operators only."""
+    job = get_services().store.get(job_id)
+    if job is None:
+        return _error(404, f"no video job {job_id}")
+    return Response(200, content_types.APPLICATION_JSON, _view(job))
 
 
 @app.get("/openapi.json")

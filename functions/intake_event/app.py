@@ -1,7 +1,9 @@
-"""EventBridge door: a ``VideoRequested`` event on the service bus becomes a job.
+"""EventBridge door: a ``VideoRequested`` event on the service bus becomes a job, once per event id.
 
-There is no one to answer, so a rejected request is reported as a ``VideoRejected`` event
-(and logged); the job id of an accepted one is logged and visible in the job's events later.
+There is no one to answer, so a rejected request is reported as a ``VideoRejected`` event (and logged);
+the job id of an accepted one is logged and visible in the job's events later. The job belongs to
+``eventbridge:<account>:<source>`` (videogen.owners): ``source`` is whatever the putter wrote, so it can
+never be taken for an IAM principal.
 """
 
 from __future__ import annotations
@@ -11,23 +13,15 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from videogen import intake
-from videogen.errors import RequestRejected
-from videogen.models import Door
+from videogen.doors import take_event_request
 from videogen.observability import logger, metrics, tracer
 from videogen.services import get_services
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    services = get_services()
-    source = f"events:{event.get_id}"
-    try:
-        job = intake.accept(services, event.detail, door=Door.EVENTBRIDGE, caller=event.source)
-    except RequestRejected as rejected:
-        intake.reject_event(services, Door.EVENTBRIDGE, source, rejected)
-        return {"status": "rejected", "error": rejected.to_body()["error"]}
-    return {"status": job.status.value, "id": job.id}
+    _, answer = take_event_request(get_services(), event.get_id, event.account, event.source, event.detail)
+    return answer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import sys
 import time
@@ -68,6 +69,10 @@ class VideogenApi:
             if not resolved:
                 raise SystemExit("cannot tell the API's region from its URL: pass --region")
             auth = SigV4Auth(resolved)
+        elif os.environ.get("AWS_PROFILE"):
+            # Local serve names a signed request's caller by its key, as API Gateway does (an assumed role's
+            # session, an IAM user): with a profile chosen, act as that principal locally too.
+            auth = SigV4Auth(region or os.environ.get("AWS_REGION") or "us-east-1")
         self._http = httpx.Client(base_url=self.api_url, auth=auth, timeout=timeout)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:

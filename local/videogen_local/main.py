@@ -54,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         help="minutes: only jobs that ended at least this long ago; younger ones are still the stream's (%(default)s)",
     )
 
+    migrate = commands.add_parser(
+        "migrate-owners", help="move jobs recorded under an IAM session to their role (once, after upgrading)"
+    )
+    migrate.add_argument("--table", required=True, help="the JobsTableName stack output")
+    migrate.add_argument("--endpoint-url", help="AWS endpoint (local mode: aws_endpoint_url of local serve)")
+
     from videogen_local import chaos, demo
 
     chaos.add_arguments(commands.add_parser("chaos", help="many jobs through local serve with injected faults"))
@@ -123,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
 
         sqs = boto3.client("sqs", endpoint_url=args.endpoint_url)
         print(json.dumps({"moved": move(sqs, args.dlq_url, args.queue_url, args.limit)}))
+        return 0
+    if args.command == "migrate-owners":
+        from videogen_local.migrate import migrate_owners
+
+        print(json.dumps(migrate_owners(args.table, endpoint_url=args.endpoint_url)))
         return 0
     if args.command == "republish":
         from videogen_local.redrive import republish_unannounced

@@ -26,8 +26,9 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The real api handler, its job intake replaced by an echo of what it was given."""
     module = load_function("api")
 
-    def echo(services: Any, body: str, door: Any, caller: str) -> Any:
-        return SimpleNamespace(id=f"{json.loads(body)['prompt']}|{caller}", status=SimpleNamespace(value="queued"))
+    def echo(services: Any, body: str, door: Any, owner: Any, **_: Any) -> Any:
+        made = SimpleNamespace(id=f"{json.loads(body)['prompt']}|{owner.id}", status=SimpleNamespace(value="queued"))
+        return SimpleNamespace(job=made, replayed=False)
 
     monkeypatch.setattr(module.intake, "accept", echo)
     monkeypatch.setattr(module, "get_services", lambda: None)
@@ -48,11 +49,14 @@ def post_concurrently(threads: int = 8, requests: int = 40) -> list[tuple[str, s
     def caller(thread: int) -> None:
         for index in range(requests):
             mine = f"t{thread}-{index}"
-            headers = {"Content-Type": "application/json", "X-Videogen-Caller": mine}
+            headers = {
+                "Content-Type": "application/json",
+                "X-Videogen-Caller": f"arn:aws:iam::123456789012:user/{mine}",
+            }
             event = proxy_event("POST", "/v1/videos", headers, json.dumps({"prompt": mine}).encode(), "127.0.0.1")
             answer, failed, _ = patches._invoke_lambda(function, event)
             assert not failed, answer
-            seen.append((f"{mine}|{mine}", json.loads(json.loads(answer)["body"])["id"]))
+            seen.append((f"{mine}|arn:aws:iam::123456789012:user/{mine}", json.loads(json.loads(answer)["body"])["id"]))
 
     workers = [threading.Thread(target=caller, args=(thread,)) for thread in range(threads)]
     for worker in workers:

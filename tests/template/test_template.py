@@ -437,6 +437,7 @@ API_ROUTES = {
     ("DELETE", "/videos/{id}"),
     ("GET", "/models"),
     ("GET", "/openapi.json"),
+    ("GET", "/operator/videos/{id}"),
 }
 
 
@@ -657,15 +658,18 @@ def test_each_function_can_do_what_its_code_does(transformed: dict[str, Any]) ->
             "secretsmanager:GetSecretValue",
         },
         "IntakeS3Function": {
+            "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:DeleteItem",
             "sqs:SendMessage*",
             "s3:GetObject",
             "s3:PutObject",
+            "s3:DeleteObject",
             "events:PutEvents",
             "secretsmanager:GetSecretValue",
         },
         "IntakeEventFunction": {
+            "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:DeleteItem",
             "sqs:SendMessage*",
@@ -713,7 +717,8 @@ def test_s3_access_is_limited_to_the_service_prefixes(transformed: dict[str, Any
                 allowed = [["s3:ListBucket"], ["s3:ListBucketMultipartUploads"]]
                 assert actions in allowed, owner
             else:
-                assert re.fullmatch(re.escape(bucket_arn) + r"/(requests|references|videos)/\*", arn), f"{owner}: {arn}"
+                prefixes = r"/((requests|references|videos)/\*|requests/\*\.(job|error)\.json)"
+                assert re.fullmatch(re.escape(bucket_arn) + prefixes, arn), f"{owner}: {arn}"
 
 
 # ------------------------------------------------------------------------------------------ cycles

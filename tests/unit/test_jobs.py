@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from videogen.jobs import Claim, JobStore
+from videogen.jobs import Claim, JobExists, JobStore
 from videogen.models import Job, JobStatus, OpenRouterJob, Usage, VideoObject, VideoRequest
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -19,7 +19,7 @@ def new_job(store: JobStore, job_id: str = "j1") -> Job:
 def test_create_is_idempotent_only_once() -> None:
     store = JobStore("videogen-jobs")
     new_job(store)
-    with pytest.raises(Exception, match="ConditionalCheckFailed"):
+    with pytest.raises(JobExists):
         new_job(store)
     job = store.get("j1")
     assert job is not None and job.status is JobStatus.QUEUED and job.request.prompt == "p"

@@ -7,15 +7,19 @@ and costs no OpenRouter credits.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from videogen.errors import FieldError, RequestRejected
+from videogen.errors import FieldError, RequestRejected, TransientError
 from videogen.events import DetailType
+from videogen.jobs import JobExists
 from videogen.models import Door, Job, JobStatus, VideoRequest
 from videogen.observability import Metric, annotate_job, emit, logger
+from videogen.owners import Owner
 from videogen.services import Services, new_job_id
 
 MAX_REQUEST_BYTES = 400 * 1024
@@ -60,16 +64,53 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path or "body"
 
 
+@dataclass(frozen=True)
+class RequestIdentity:
+    """What makes two deliveries one request, per door: the caller's ``Idempotency-Key`` within its owner
+    (API), the object's key and version or ETag + sequencer within its bucket (S3), the event's id within
+    its account (EventBridge). The job's id is derived from it, so the job record is the dedupe record:
+    one conditional write makes both, and a redelivery finds the job its first delivery made."""
+
+    door: Door
+    scope: str
+    key: str
+    # Where a mismatch is reported (a replay with another request): the API's header, else the body.
+    field: str = "body"
+
+    @property
+    def job_id(self) -> str:
+        # 128 bits of a hash: the same shape as new_job_id(), a valid Step Functions execution name.
+        return hashlib.sha256(f"{self.door.value}\n{self.scope}\n{self.key}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job: Job
+    # True when an earlier delivery of the same request made the job: nothing new was written.
+    replayed: bool = False
+
+
+def fingerprint(request: VideoRequest) -> str:
+    """The validated request, hashed: equal for equal requests whatever their JSON spelling."""
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+
 def accept(
     services: Services,
     payload: str | bytes | dict[str, Any] | None,
     *,
     door: Door,
-    caller: str = "anonymous",
-) -> Job:
-    """Validate, record and enqueue a request. Raises RequestRejected for bad input."""
+    owner: Owner,
+    identity: RequestIdentity | None = None,
+    source: str | None = None,
+) -> Accepted:
+    """Validate, record and enqueue a request, or find the job an earlier delivery of it made (``identity``).
+    Raises RequestRejected for bad input, and for a replay of ``identity`` with another request."""
     try:
         request = parse_request(payload)
+        request_hash = fingerprint(request)
+        if identity is not None and (earlier := find_earlier(services, identity, request_hash)) is not None:
+            return earlier
         for index, ref in enumerate(request.input_references):
             if ref.image_url.url.startswith("s3://"):
                 services.storage.check_reference(ref.image_url.url, f"input_references[{index}].image_url.url")
@@ -85,18 +126,63 @@ def accept(
         )
         raise
 
-    job = Job(id=new_job_id(), status=JobStatus.QUEUED, request=request, door=door, caller=caller)
-    services.store.create(job)
+    job = Job(
+        id=identity.job_id if identity is not None else new_job_id(),
+        status=JobStatus.QUEUED,
+        request=request,
+        door=door,
+        caller=owner.id,
+        caller_session=owner.session,
+        source=source,
+        request_fingerprint=request_hash,
+    )
+    try:
+        services.store.create(job)
+    except JobExists:
+        # A concurrent delivery of the same request wrote it first (identity given: the id is the request's).
+        assert identity is not None
+        if (earlier := find_earlier(services, identity, request_hash)) is None:
+            raise TransientError(f"job {job.id} was written and removed meanwhile: retry") from None
+        return earlier
     try:
         services.queue.enqueue(job.id)
     except Exception:
-        # Without a queue message nothing would ever move this job: take the record back and let the caller retry.
+        # Without a queue message nothing would ever move this job: take the record back (and with it the
+        # request's identity, which is its id) and let the caller or the door's retry try again.
         services.store.delete(job.id)
         raise
     annotate_job(job.id)
     logger.info("job accepted", extra={"door": door.value, "model": request.model})
     emit(Metric.JOBS_ACCEPTED, door=door.value)
-    return job
+    return Accepted(job)
+
+
+def find_earlier(services: Services, identity: RequestIdentity, request_hash: str | None = None) -> Accepted | None:
+    """The job an earlier delivery of this request made, if any (re-queued if it is still queued). With
+    ``request_hash``, a job made from another request is refused (the API's key reused for a new body)."""
+    job = services.store.get(identity.job_id)
+    if job is None:
+        return None
+    if request_hash is not None and job.request_fingerprint not in (None, request_hash):
+        raise RequestRejected(
+            "request does not match the earlier request with the same identity",
+            [
+                FieldError(
+                    identity.field,
+                    f"{identity.field} was already used for job {job.id} with another request body; "
+                    "use a new key for a new request",
+                )
+            ],
+            422,
+            reason="idempotency_mismatch",
+        )
+    annotate_job(job.id)
+    if job.status is JobStatus.QUEUED:
+        # The first delivery may have died between its write and its queue message. Another message is
+        # harmless: submit claims the job before sending it, so it is sent once however often it is queued.
+        services.queue.enqueue(job.id)
+    logger.info("request replayed", extra={"door": identity.door.value, "status": job.status.value})
+    return Accepted(job, replayed=True)
 
 
 def reject_event(services: Services, door: Door, source: str, rejected: RequestRejected) -> None:

@@ -75,15 +75,38 @@ class JobStore:
     # --- transitions ----------------------------------------------------------------------------------
 
     def create(self, job: Job) -> None:
+        """Write a new job. Raises JobExists if a job with its id is already there: for a job whose id comes
+        from its request's identity (intake.RequestIdentity) that is an earlier delivery of the same request,
+        and this one conditional item is the whole dedupe (no key can exist without its job, or a job
+        without its key)."""
         item = job.model_dump(mode="json", exclude_none=True)
-        client("dynamodb").put_item(
-            TableName=self.table,
-            Item=_dynamo(item),
-            ConditionExpression="attribute_not_exists(id)",
-        )
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table,
+                Item=_dynamo(item),
+                ConditionExpression="attribute_not_exists(id)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise JobExists(job.id) from None
+            raise
 
     def delete(self, job_id: str) -> None:
         client("dynamodb").delete_item(TableName=self.table, Key=_key(job_id))
+
+    def migrate_owner(self, job_id: str, recorded: str, owner: str) -> bool:
+        """Move a job stored under a session ARN to its owner (owners.normalize_owner), keeping the session
+        as ``caller_session``. False if the job's owner changed meanwhile (another migration did it)."""
+        try:
+            self._update(
+                job_id,
+                "SET caller = :owner, caller_session = if_not_exists(caller_session, :recorded)",
+                "caller = :recorded",
+                {":owner": owner, ":recorded": recorded},
+            )
+        except _ConditionFailed:
+            return False
+        return True
 
     def claim_submission(self, job_id: str, now: float, claim_seconds: int) -> Claim:
         """Take the right to send this job's one POST /api/v1/videos."""
@@ -231,6 +254,10 @@ class JobStore:
 
 class _ConditionFailed(Exception):
     pass
+
+
+class JobExists(Exception):
+    """A job with this id is already recorded."""
 
 
 def _terminal(values: dict[str, Any]) -> str:

@@ -199,7 +199,14 @@ class Job(BaseModel):
     status: JobStatus
     request: VideoRequest
     door: Door = Door.API
+    # The owner (owners.py): an IAM principal or role, ``s3:<bucket>``, ``eventbridge:<account>:<source>``.
     caller: str = "anonymous"
+    # The IAM session that made the request (an assumed role's session ARN), for audit; never the owner.
+    caller_session: str | None = None
+    # Where the request came from, per door: the S3 object (with its version or ETag) or the event id.
+    source: str | None = None
+    # sha256 of the validated request: a replay with the same Idempotency-Key must carry the same request.
+    request_fingerprint: str | None = None
     openrouter_job_id: str | None = None
     polling_url: str | None = None
     polls: list[str] = Field(default_factory=list)
@@ -215,7 +222,7 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The caller's view: internal bookkeeping stays out, progress at a glance goes in."""
-        body = self.model_dump(mode="json", exclude={"submit_attempts", "polling_url"})
+        body = self.model_dump(mode="json", exclude={"submit_attempts", "polling_url", "request_fingerprint"})
         body["request"] = self.request.model_dump(mode="json", exclude_none=True)
         end = _timestamp(self.finished_at) if self.finished_at else datetime.now(UTC)
         body["elapsed_seconds"] = round((end - _timestamp(self.created_at)).total_seconds(), 1)

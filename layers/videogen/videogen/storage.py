@@ -33,6 +33,14 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return parts.netloc, parts.path.lstrip("/")
 
 
+class ObjectChanged(Exception):
+    """The object a notification named is gone (``missing``) or was replaced by a newer upload."""
+
+    def __init__(self, *, missing: bool) -> None:
+        super().__init__("object deleted" if missing else "object replaced by a newer upload")
+        self.missing = missing
+
+
 @dataclass
 class VideoStorage:
     bucket: str
@@ -82,6 +90,38 @@ class VideoStorage:
     def get_text(self, key: str) -> str:
         body: bytes = client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return body.decode("utf-8")
+
+    def get_text_if_exists(self, key: str) -> str | None:
+        try:
+            return self.get_text(key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+        except UnicodeDecodeError:
+            return None
+
+    def get_request(self, key: str, *, etag: str | None, version_id: str | None, max_bytes: int) -> bytes:
+        """The bytes of the upload a notification named (its version, or the object while its ETag still
+        matches: the key may hold a newer upload by now, which its own notification handles), at most
+        ``max_bytes`` + 1 of them (enough to tell a request that is too large). Raises ObjectChanged."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Range": f"bytes=0-{max_bytes}"}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        elif etag:
+            kwargs["IfMatch"] = etag
+        try:
+            body: bytes = client("s3").get_object(**kwargs)["Body"].read()
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code in ("NoSuchKey", "NoSuchVersion", "404"):
+                raise ObjectChanged(missing=True) from None
+            if code in ("PreconditionFailed", "412"):
+                raise ObjectChanged(missing=False) from None
+            if code == "InvalidRange":  # an empty object: Range cannot be satisfied
+                return b""
+            raise
+        return body
 
     def put_json(self, key: str, body: str) -> None:
         client("s3").put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/json")

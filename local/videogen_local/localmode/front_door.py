@@ -2,7 +2,8 @@
 
 Each HTTP request becomes an API Gateway REST proxy event, the ``api`` function is invoked through
 moto's Lambda API (as API Gateway invokes it), and the proxy response is written back. The caller's
-identity, which API Gateway takes from the SigV4 signature, comes from the X-Videogen-Caller header.
+identity, which API Gateway takes from the SigV4 signature, comes from the signing key when the request
+is signed (iam_identity.py), else from the X-Videogen-Caller header.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from videogen_local.localmode import metrics
+from videogen_local.localmode.iam_identity import InvalidSignature, SigV4Identities
 
 MAX_BODY_BYTES = 1024 * 1024
 STAGE = "v1"
@@ -28,6 +30,8 @@ def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
     parts = [p for p in path.split("/") if p]
     if len(parts) == 2 and parts[0] == "videos":
         return "/videos/{id}", {"id": parts[1]}
+    if len(parts) == 3 and parts[:2] == ["operator", "videos"]:
+        return "/operator/videos/{id}", {"id": parts[2]}
     return "/" + "/".join(parts), None
 
 
@@ -43,9 +47,11 @@ def proxy_event(
     headers: Mapping[str, str] | Iterable[tuple[str, str]],
     body: bytes,
     client_ip: str,
+    signer: str | None = None,
 ) -> dict[str, Any]:
     """``headers``: a mapping, or the (name, value) pairs as received. As in API Gateway, names keep
-    their case, a repeated header is a list in multiValueHeaders and its last value in headers."""
+    their case, a repeated header is a list in multiValueHeaders and its last value in headers.
+    ``signer``: the ARN of the request's SigV4 signer, if it was signed."""
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
@@ -59,7 +65,7 @@ def proxy_event(
         path = path[len(STAGE) + 1 :] or "/"
     resource, path_parameters = resource_for(path)
     query = parse_qs(url.query, keep_blank_values=True)
-    caller = lowered.get("x-videogen-caller") or DEFAULT_CALLER
+    caller = signer or lowered.get("x-videogen-caller") or DEFAULT_CALLER
     text = body.decode("utf-8", errors="replace") if body else None
     return {
         "resource": resource,
@@ -94,9 +100,18 @@ def proxy_event(
 
 
 class FrontDoor:
-    def __init__(self, lambda_client: Any, function_name: str, port: int = 0, api_name: str | None = None) -> None:
-        """``api_name``: the API's name in the template, the dimension of its local AWS/ApiGateway metrics."""
+    def __init__(
+        self,
+        lambda_client: Any,
+        function_name: str,
+        port: int = 0,
+        api_name: str | None = None,
+        identities: SigV4Identities | None = None,
+    ) -> None:
+        """``api_name``: the API's name in the template, the dimension of its local AWS/ApiGateway metrics.
+        ``identities``: who signed a signed request (without it, only X-Videogen-Caller names the caller)."""
         door = self
+        self.identities = identities
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -116,7 +131,16 @@ class FrontDoor:
                     self._reply(refused.status, {"Content-Type": "application/json"}, json.dumps(error))
                     self.close_connection = True
                     return
-                event = proxy_event(self.command, self.path, self.headers.items(), body, self.client_address[0])
+                try:
+                    signer = door.identities.principal(dict(self.headers.items())) if door.identities else None
+                except InvalidSignature:
+                    door.record(403, started)
+                    message = {"message": "The security token included in the request is invalid."}
+                    self._reply(403, {"Content-Type": "application/json"}, json.dumps(message))
+                    return
+                event = proxy_event(
+                    self.command, self.path, self.headers.items(), body, self.client_address[0], signer=signer
+                )
                 status, response_headers, text = door.invoke(event)
                 door.record(status, started)
                 self._reply(status, response_headers, text)

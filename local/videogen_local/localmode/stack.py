@@ -23,6 +23,7 @@ from videogen_local.localmode.aws_faults import CRASHING_FUNCTIONS, HANDLER_SERV
 from videogen_local.localmode.executions import ENDED, ExecutionWatcher
 from videogen_local.localmode.front_door import FrontDoor
 from videogen_local.localmode.handlers import load_all, repository_root
+from videogen_local.localmode.iam_identity import SigV4Identities
 from videogen_local.localmode.names import Names
 from videogen_local.localmode.sqs_poller import SqsPoller
 from videogen_local.localmode.stream_poller import StreamPoller, StreamSource, lambda_invoker
@@ -277,7 +278,13 @@ class LocalStack:
             interval=self.config.execution_watch_seconds,
         )
         self._watcher.start()
-        self._front_door = FrontDoor(invoker, self.names.function("api"), self.config.api_port, api_name=self.names.api)
+        self._front_door = FrontDoor(
+            invoker,
+            self.names.function("api"),
+            self.config.api_port,
+            api_name=self.names.api,
+            identities=SigV4Identities(endpoint, self.names.region),
+        )
         self._front_door.start()
         if self.config.metrics_file is not None:
             queues = {
