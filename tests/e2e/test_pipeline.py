@@ -79,6 +79,28 @@ def test_s3_door_records_the_job_id_next_to_the_request(served: Served, referenc
     assert job["status"] == "completed" and job["door"] == "s3"
 
 
+def test_s3_door_makes_one_job_per_upload(served: Served, reference: str) -> None:
+    """The same bytes uploaded twice are two requests (two notifications, two sequencers); each upload is
+    one job however the notification is delivered."""
+    s3, bucket = served.aws("s3"), served.info["bucket"]
+    body = json.dumps({**video_request(reference), "prompt": "uploaded twice"}).encode()
+    receipts: list[str] = []
+    for _ in range(2):
+        s3.put_object(Bucket=bucket, Key="requests/e2e-twice.json", Body=body)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                receipt = json.loads(s3.get_object(Bucket=bucket, Key="requests/e2e-twice.job.json")["Body"].read())
+            except s3.exceptions.NoSuchKey:
+                receipt = {}
+            if receipt.get("id") and receipt["id"] not in receipts:
+                receipts.append(receipt["id"])
+                break
+            time.sleep(0.2)
+    assert len(receipts) == 2, receipts
+    assert all(served.wait_job(job_id)["caller"] == f"s3:{bucket}" for job_id in receipts)
+
+
 def test_s3_door_rejection_leaves_a_readable_error(served: Served) -> None:
     s3 = served.aws("s3")
     bucket = served.info["bucket"]

@@ -40,6 +40,15 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             "/videos": {
                 "post": {
                     "operationId": "createVideo",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": "The same key and request answer with the first attempt's job",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VideoRequest"}}},
@@ -72,6 +81,16 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                         "200": _response("Cancelled"),
                         "404": _response("No such job", _ERROR),
                         "409": _response("Already ended", _ERROR),
+                    },
+                },
+            },
+            "/operator/videos/{id}": {
+                "get": {
+                    "operationId": "operatorGetVideo",
+                    "parameters": [job_id],
+                    "responses": {
+                        "200": _response("The job, whoever owns it"),
+                        "404": _response("No such job", _ERROR),
                     },
                 },
             },

@@ -7,6 +7,7 @@ dropping invocations. moto is pinned (==5.2.5) in local/pyproject.toml for the s
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -154,10 +155,22 @@ def _send_to_targets(original: Callable[..., None]) -> Callable[..., None]:
     return send_to_targets
 
 
-def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+def _invoke_awslambda(account_id: str, event_body: dict[str, Any], fn_arn: str, region_name: str) -> None:
     """Replaces moto.s3.notifications._invoke_awslambda, which calls the function once and swallows
-    every error: S3 notifications are asynchronous invocations too (retries, on-failure destination)."""
+    every error: S3 notifications are asynchronous invocations too (retries, on-failure destination).
+    moto's notification to Lambda lacks the ``sequencer`` S3 puts in every record; it is added here, one
+    greater for each notification, as S3's grow with each PUT of a key (the S3 door tells two uploads of
+    the same bytes apart by it)."""
+    for record in event_body.get("Records", []):
+        record.get("s3", {}).get("object", {}).setdefault("sequencer", _next_sequencer())
     invoke_async(account_id, fn_arn, event_body)
+
+
+_sequencers = itertools.count(int(time.time() * 1000) << 16)
+
+
+def _next_sequencer() -> str:
+    return f"{next(_sequencers):018X}"
 
 
 def apply() -> None:
