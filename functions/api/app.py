@@ -13,13 +13,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from videogen import intake
+from videogen import compat, intake
 from videogen.cancel import cancel_job
 from videogen.errors import FieldError, RequestRejected
 from videogen.intake import RequestIdentity
 from videogen.models import Door, Job, JobStatus
 from videogen.observability import logger, metrics, tracer
 from videogen.openapi import openapi_document
+from videogen.keys import tenant_owner
 from videogen.owners import Owner, iam_owner, owns
 from videogen.services import get_services
 from videogen.storage import parse_s3_uri
@@ -124,6 +125,76 @@ def operator_get_video(job_id: str) -> Response[dict[str, Any]]:
     return Response(200, content_types.APPLICATION_JSON, _view(job))
 
 
+# --- OpenRouter's video API (videogen.compat), for tenant API keys (the key authorizer) -----------------
+
+
+def _compatible() -> bool:
+    return app.current_event.path.startswith("/api/v1/")
+
+
+def _tenant() -> Owner:
+    """The key's tenant, from the key authorizer's context; the routes have no IAM caller."""
+    tenant = (app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}).get("tenant")
+    if not tenant:
+        raise RequestRejected(compat.UNAUTHORIZED_MESSAGE, status_code=401, reason="unauthorized")
+    return Owner(tenant_owner(tenant))
+
+
+def _own_compatible_job(job_id: str) -> Job:
+    job = get_services().store.get(job_id)
+    if job is None or not owns(_tenant().id, job.caller):
+        raise RequestRejected(f"no video job {job_id}", status_code=404, reason="not_found")
+    return job
+
+
+def _gateway_url() -> str:
+    """This gateway's absolute URL as the caller reached it (custom domain and stage included), without
+    /api/v1: what its polling and content URLs are built on."""
+    event = app.current_event
+    proto = event.get_header_value("X-Forwarded-Proto", default_value="https", case_sensitive=False) or "https"
+    host = event.get_header_value("Host", default_value="", case_sensitive=False) or event.request_context.domain_name
+    full_path = event.request_context.path or event.path
+    prefix = full_path[: len(full_path) - len(event.path)] if full_path.endswith(event.path) else ""
+    return f"{proto}://{host}{prefix}"
+
+
+@app.post("/api/v1/videos")
+def compatible_create_video() -> Response[dict[str, Any]]:
+    owner = _tenant()
+    accepted = intake.accept(
+        get_services(), app.current_event.body, door=Door.API, owner=owner, identity=_idempotency(owner)
+    )
+    return Response(202, content_types.APPLICATION_JSON, compat.generation(accepted.job, _gateway_url()))
+
+
+@app.get("/api/v1/videos/models")
+def compatible_list_models() -> dict[str, Any]:
+    _tenant()
+    return list_models()
+
+
+@app.get("/api/v1/videos/<job_id>")
+def compatible_get_video(job_id: str) -> Response[dict[str, Any]]:
+    return Response(
+        200, content_types.APPLICATION_JSON, compat.generation(_own_compatible_job(job_id), _gateway_url())
+    )
+
+
+@app.get("/api/v1/videos/<job_id>/content")
+def compatible_video_content(job_id: str) -> Response[dict[str, Any]]:
+    """The video, as a redirect: API Gateway cannot carry a response of video size, S3 can."""
+    job = _own_compatible_job(job_id)
+    index = app.current_event.get_query_string_value("index", default_value="0") or "0"
+    if not index.isdigit():
+        raise RequestRejected("index must be a non-negative integer", status_code=400, reason="malformed")
+    if job.status is not JobStatus.COMPLETED or job.video is None:
+        raise RequestRejected(f"video job {job_id} is {compat.STATUS[job.status]}: no content", status_code=409)
+    if int(index) != 0:
+        raise RequestRejected(f"video job {job_id} has one output (index 0)", status_code=404, reason="not_found")
+    bucket, key = parse_s3_uri(job.video.s3_uri)
+    return Response(302, None, "", headers={"Location": get_services().storage.presign(key, bucket)})
+
+
 @app.get("/openapi.json")
 def openapi() -> dict[str, Any]:
     stage = app.current_event.request_context.stage
@@ -138,12 +209,18 @@ def list_models() -> dict[str, Any]:
 
 @app.exception_handler(RequestRejected)  # type: ignore[untyped-decorator]
 def rejected(exc: RequestRejected) -> Response[dict[str, Any]]:
+    if _compatible():
+        status, body = compat.rejection(exc)
+        return Response(status, content_types.APPLICATION_JSON, body)
     return Response(exc.status_code, content_types.APPLICATION_JSON, exc.to_body())
 
 
 @app.not_found
 def not_found(_: Exception) -> Response[dict[str, Any]]:
-    return _error(404, f"no route for {app.current_event.http_method} {app.current_event.path}")
+    message = f"no route for {app.current_event.http_method} {app.current_event.path}"
+    if _compatible():
+        return Response(404, content_types.APPLICATION_JSON, compat.error(404, message))
+    return _error(404, message)
 
 
 def _error(status: int, message: str) -> Response[dict[str, Any]]:

@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("--table", required=True, help="the JobsTableName stack output")
     migrate.add_argument("--endpoint-url", help="AWS endpoint (local mode: aws_endpoint_url of local serve)")
 
-    from videogen_local import chaos, demo
+    from videogen_local import chaos, demo, keys_cli
+
+    keys_cli.add_arguments(commands.add_parser("keys", help="tenant API keys for the OpenRouter-compatible routes"))
 
     chaos.add_arguments(commands.add_parser("chaos", help="many jobs through local serve with injected faults"))
 
@@ -130,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         sqs = boto3.client("sqs", endpoint_url=args.endpoint_url)
         print(json.dumps({"moved": move(sqs, args.dlq_url, args.queue_url, args.limit)}))
         return 0
+    if args.command == "keys":
+        return keys_cli.run(args)
     if args.command == "migrate-owners":
         from videogen_local.migrate import migrate_owners
 

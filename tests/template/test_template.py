@@ -48,6 +48,7 @@ FUNCTIONS = {
     "DownloadFunction": ("download", "download"),
     "FailFunction": ("fail", "fail"),
     "PublishFunction": ("publish", "publish"),
+    "AuthorizerFunction": ("authorizer", "authorizer"),
 }
 EXPECTED_TIMEOUTS = {
     "ApiFunction": 29,
@@ -58,6 +59,7 @@ EXPECTED_TIMEOUTS = {
     "DownloadFunction": 900,
     "FailFunction": 30,
     "PublishFunction": 30,
+    "AuthorizerFunction": 10,
 }
 # Functions the state machine invokes: they must not reference it (that would be a cycle).
 WORKFLOW_FUNCTIONS = {"PollFunction", "DownloadFunction", "FailFunction"}
@@ -236,7 +238,7 @@ def test_samconfig() -> None:
 # ------------------------------------------------------------------------------------------ functions
 
 
-def test_the_eight_functions_exist_with_their_names_and_timeouts(functions: dict[str, dict[str, Any]]) -> None:
+def test_the_nine_functions_exist_with_their_names_and_timeouts(functions: dict[str, dict[str, Any]]) -> None:
     assert set(functions) == set(FUNCTIONS)
     for logical_id, (folder, suffix) in FUNCTIONS.items():
         props = functions[logical_id]
@@ -438,7 +440,13 @@ API_ROUTES = {
     ("GET", "/models"),
     ("GET", "/openapi.json"),
     ("GET", "/operator/videos/{id}"),
+    ("POST", "/api/v1/videos"),
+    ("GET", "/api/v1/videos/models"),
+    ("GET", "/api/v1/videos/{id}"),
+    ("GET", "/api/v1/videos/{id}/content"),
 }
+# OpenRouter's video API, behind the key authorizer instead of IAM.
+COMPATIBLE_ROUTES = {route for route in API_ROUTES if route[1].startswith("/api/v1/")}
 
 
 def test_api_routes(functions: dict[str, dict[str, Any]]) -> None:
@@ -882,3 +890,58 @@ def test_check_template_script() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+# ------------------------------------------------------------------------------------------ API keys
+
+
+def test_compatible_routes_take_tenant_keys_and_the_others_iam(functions: dict[str, dict[str, Any]]) -> None:
+    for event in _events(functions, "ApiFunction").values():
+        route = (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        auth = event["Properties"].get("Auth", {}).get("Authorizer")
+        assert auth == ("KeyAuthorizer" if route in COMPATIBLE_ROUTES else None), route
+
+
+def test_key_authorizer_caches_per_key_and_answers_in_openrouters_envelope(resources: dict[str, Any]) -> None:
+    from videogen_local.localmode import authorizer as local
+
+    auth = resources["VideosApi"]["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "AWS_IAM"
+    key = auth["Authorizers"]["KeyAuthorizer"]
+    assert key["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
+    assert key["FunctionPayloadType"] == "REQUEST"
+    assert key["Identity"] == {"Headers": ["Authorization"], "ReauthorizeEvery": {"Ref": "KeyAuthorizerCacheSeconds"}}
+    responses = resources["VideosApi"]["Properties"]["GatewayResponses"]
+    # Local mode answers exactly what the gateway does.
+    for name, body in (
+        ("UNAUTHORIZED", local.UNAUTHORIZED_BODY),
+        ("ACCESS_DENIED", local.ACCESS_DENIED_BODY),
+        ("AUTHORIZER_FAILURE", local.AUTHORIZER_FAILED_BODY),
+    ):
+        assert responses[name]["StatusCode"] == body["error"]["code"]
+        assert json.loads(responses[name]["ResponseTemplates"]["application/json"]) == body, name
+
+
+def test_keys_table(resources: dict[str, Any], template: dict[str, Any]) -> None:
+    table = resources["KeysTable"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "key_id", "KeyType": "HASH"}]
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert template["Outputs"]["KeysTableName"]["Value"] == {"Ref": "KeysTable"}
+    env = resources["AuthorizerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["KEYS_TABLE"] == {"Ref": "KeysTable"}
+
+
+def test_only_the_authorizer_reads_the_keys(transformed: dict[str, Any]) -> None:
+    readers = {
+        owner
+        for owner, statement in _statements(transformed)
+        if any(
+            isinstance(r, dict) and r.get("Fn::GetAtt", [None])[0] == "KeysTable"
+            for r in _as_list(statement.get("Resource", []))
+        )
+    }
+    assert readers == {"AuthorizerFunctionRole"} or readers == {"AuthorizerFunction"}, readers
+    assert _role_actions(transformed, "AuthorizerFunction") >= {"dynamodb:GetItem", "dynamodb:UpdateItem"}

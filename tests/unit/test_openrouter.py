@@ -173,3 +173,36 @@ def test_the_key_never_appears_in_errors_or_reprs(api_server: ScriptedServer) ->
 def test_base_url_must_be_absolute() -> None:
     with pytest.raises(ValueError):
         make_client("openrouter.ai")
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("https://openrouter.ai", "https://openrouter.ai"),
+        ("https://openrouter.ai/", "https://openrouter.ai"),
+        ("https://openrouter.ai/api/v1", "https://openrouter.ai"),  # the SDKs' server_url
+        ("https://openrouter.ai/api/v1/", "https://openrouter.ai"),
+        ("https://proxy.example.com/openrouter/api/v1", "https://proxy.example.com/openrouter"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ],
+)
+def test_the_base_url_is_understood_in_both_forms(given: str, used: str) -> None:
+    from videogen.openrouter import OpenRouterClient
+    from videogen.settings import Settings
+
+    settings = Settings(openrouter_base_url=given)
+    assert settings.openrouter_base_url == used
+    client = OpenRouterClient(settings.openrouter_base_url, lambda: "k")
+    assert client.url("/api/v1/videos") == f"{used}/api/v1/videos"
+
+
+@pytest.mark.parametrize(
+    "given", ["https://openrouter.ai/api", "https://openrouter.ai/api/v2", "openrouter.ai", "https://x/?a=1"]
+)
+def test_a_base_url_that_cannot_be_read_is_refused_at_start_up(given: str) -> None:
+    from pydantic import ValidationError
+
+    from videogen.settings import Settings
+
+    with pytest.raises(ValidationError, match="OPENROUTER_BASE_URL"):
+        Settings.from_env({"OPENROUTER_BASE_URL": given})

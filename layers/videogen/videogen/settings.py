@@ -10,17 +10,42 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 DEFAULT_BASE_URL = "https://openrouter.ai"
 DEFAULT_MODEL = "bytedance/seedance-2.0-fast"
+
+
+def openrouter_base(url: str) -> str:
+    """OPENROUTER_BASE_URL as every URL is built from it: the origin (``https://openrouter.ai``, as OpenRouter's
+    guide writes it), with the path of a proxy in front if there is one. The SDKs' form, the server URL
+    ``https://openrouter.ai/api/v1``, means the same and is understood; ``…/api`` alone is refused, since it
+    cannot be told from a proxy's path. Never ``/api/v1/api/v1/...``."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"OPENROUTER_BASE_URL must be an absolute http(s) URL such as https://openrouter.ai, got {url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"OPENROUTER_BASE_URL takes no query or fragment, got {url!r}")
+    path = parts.path.rstrip("/")
+    if path.endswith("/api/v1"):
+        path = path.removesuffix("/api/v1")
+    elif path.endswith("/api") or "/api/" in path:
+        raise ValueError(
+            f"OPENROUTER_BASE_URL {url!r}: give the origin (https://openrouter.ai) or the SDK's server URL "
+            "(https://openrouter.ai/api/v1); the service adds /api/v1/... itself"
+        )
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     jobs_table: str = Field(default="videogen-jobs", description="env JOBS_TABLE")
+    keys_table: str = Field(default="videogen-keys", description="env KEYS_TABLE (tenant API keys)")
     bucket: str = Field(default="videogen-bucket", description="env BUCKET")
     queue_url: str = Field(default="", description="env QUEUE_URL (the submit queue)")
     event_bus: str = Field(default="default", description="env EVENT_BUS")
@@ -50,6 +75,11 @@ class Settings(BaseModel):
     )
     max_video_bytes: int = Field(default=2 * 1024**3, ge=1, description="env MAX_VIDEO_BYTES")
     presign_seconds: int = Field(default=3600, ge=60, description="env PRESIGN_SECONDS")
+
+    @field_validator("openrouter_base_url")
+    @classmethod
+    def _base_url(cls, url: str) -> str:
+        return openrouter_base(url)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

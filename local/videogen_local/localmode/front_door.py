@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from videogen_local.localmode import metrics
+from videogen_local.localmode.authorizer import LocalAuthorizer
 from videogen_local.localmode.iam_identity import InvalidSignature, SigV4Identities
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -32,7 +33,17 @@ def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
         return "/videos/{id}", {"id": parts[1]}
     if len(parts) == 3 and parts[:2] == ["operator", "videos"]:
         return "/operator/videos/{id}", {"id": parts[2]}
+    if parts[:3] == ["api", "v1", "videos"] and len(parts) in (4, 5) and parts[3] != "models":
+        if len(parts) == 4:
+            return "/api/v1/videos/{id}", {"id": parts[3]}
+        if parts[4] == "content":
+            return "/api/v1/videos/{id}/content", {"id": parts[3]}
     return "/" + "/".join(parts), None
+
+
+def is_compatible(path: str) -> bool:
+    """The OpenRouter-compatible routes: the key authorizer's, not IAM's."""
+    return path.startswith("/api/v1/")
 
 
 class BadBody(Exception):
@@ -48,11 +59,15 @@ def proxy_event(
     body: bytes,
     client_ip: str,
     signer: str | None = None,
+    authorizer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``headers``: a mapping, or the (name, value) pairs as received. As in API Gateway, names keep
     their case, a repeated header is a list in multiValueHeaders and its last value in headers.
-    ``signer``: the ARN of the request's SigV4 signer, if it was signed."""
+    ``signer``: the ARN of the request's SigV4 signer, if it was signed. ``authorizer``: the key
+    authorizer's context, for the routes behind it (which then have no IAM caller)."""
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    if not any(name.lower() == "x-forwarded-proto" for name, _ in pairs):
+        pairs.append(("X-Forwarded-Proto", "http"))  # API Gateway adds it (https); locally it is plain HTTP
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for name, value in pairs:
@@ -65,7 +80,7 @@ def proxy_event(
         path = path[len(STAGE) + 1 :] or "/"
     resource, path_parameters = resource_for(path)
     query = parse_qs(url.query, keep_blank_values=True)
-    caller = signer or lowered.get("x-videogen-caller") or DEFAULT_CALLER
+    caller = None if authorizer is not None else signer or lowered.get("x-videogen-caller") or DEFAULT_CALLER
     text = body.decode("utf-8", errors="replace") if body else None
     return {
         "resource": resource,
@@ -93,6 +108,7 @@ def proxy_event(
                 "sourceIp": client_ip,
                 "userAgent": lowered.get("user-agent"),
             },
+            **({"authorizer": authorizer} if authorizer is not None else {}),
         },
         "body": text,
         "isBase64Encoded": False,
@@ -107,11 +123,13 @@ class FrontDoor:
         port: int = 0,
         api_name: str | None = None,
         identities: SigV4Identities | None = None,
+        authorizer: LocalAuthorizer | None = None,
     ) -> None:
         """``api_name``: the API's name in the template, the dimension of its local AWS/ApiGateway metrics.
         ``identities``: who signed a signed request (without it, only X-Videogen-Caller names the caller)."""
         door = self
         self.identities = identities
+        self.authorizer = authorizer
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -138,8 +156,24 @@ class FrontDoor:
                     message = {"message": "The security token included in the request is invalid."}
                     self._reply(403, {"Content-Type": "application/json"}, json.dumps(message))
                     return
+                authorized: dict[str, Any] | None = None
+                path = urlsplit(self.path).path.removeprefix(f"/{STAGE}")
+                if door.authorizer is not None and is_compatible(path):
+                    query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                    decision = door.authorizer.decide(self.command, path, dict(self.headers.items()), query)
+                    if decision.status != 200:
+                        door.record(decision.status, started)
+                        self._reply(decision.status, {"Content-Type": "application/json"}, json.dumps(decision.body))
+                        return
+                    authorized = decision.authorizer_context
                 event = proxy_event(
-                    self.command, self.path, self.headers.items(), body, self.client_address[0], signer=signer
+                    self.command,
+                    self.path,
+                    self.headers.items(),
+                    body,
+                    self.client_address[0],
+                    signer=None if authorized is not None else signer,
+                    authorizer=authorized,
                 )
                 status, response_headers, text = door.invoke(event)
                 door.record(status, started)

@@ -18,6 +18,7 @@ FUNCTIONS = {
     "download": "download",
     "fail": "fail",
     "publish": "publish",
+    "authorizer": "authorizer",
 }
 
 
@@ -30,6 +31,10 @@ class Names:
     @property
     def table(self) -> str:
         return f"{self.stack}-jobs"
+
+    @property
+    def keys_table(self) -> str:
+        return f"{self.stack}-keys"
 
     @property
     def bucket(self) -> str:

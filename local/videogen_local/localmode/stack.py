@@ -21,7 +21,8 @@ from videogen_local.localmode import metrics, patches
 from videogen_local.localmode.async_invoke import AsyncConfig, AsyncInvoker
 from videogen_local.localmode.aws_faults import CRASHING_FUNCTIONS, HANDLER_SERVICES, AwsFaults
 from videogen_local.localmode.executions import ENDED, ExecutionWatcher
-from videogen_local.localmode.front_door import FrontDoor
+from videogen_local.localmode.authorizer import LocalAuthorizer
+from videogen_local.localmode.front_door import STAGE, FrontDoor
 from videogen_local.localmode.handlers import load_all, repository_root
 from videogen_local.localmode.iam_identity import SigV4Identities
 from videogen_local.localmode.names import Names
@@ -74,6 +75,8 @@ class LocalStackConfig:
     metrics_file: Path | None = None
     # How often the submit queue and both DLQs are sampled for AWS/SQS (CloudWatch: every minute).
     queue_sample_seconds: float = 2.0
+    # The key authorizer's cache (template: KeyAuthorizerCacheSeconds): a revoked key works until it expires.
+    key_authorizer_cache_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> LocalStackConfig:
@@ -96,6 +99,8 @@ class LocalStackConfig:
             config.aws_fault_seed = int(os.environ["VIDEOGEN_AWS_FAULT_SEED"])
         if os.environ.get("VIDEOGEN_AWS_FAULT_FILE"):
             config.aws_fault_file = Path(os.environ["VIDEOGEN_AWS_FAULT_FILE"])
+        if os.environ.get("VIDEOGEN_KEY_AUTHORIZER_CACHE_SECONDS"):
+            config.key_authorizer_cache_seconds = float(os.environ["VIDEOGEN_KEY_AUTHORIZER_CACHE_SECONDS"])
         if os.environ.get("VIDEOGEN_SIM_RENDER_HEIGHT"):
             config.simulator_max_render_height = int(os.environ["VIDEOGEN_SIM_RENDER_HEIGHT"])
         return config
@@ -177,6 +182,7 @@ class LocalStack:
                 "AWS_DEFAULT_REGION": self.names.region,
                 "AWS_REGION": self.names.region,
                 "JOBS_TABLE": self.names.table,
+                "KEYS_TABLE": self.names.keys_table,
                 "BUCKET": self.names.bucket,
                 "EVENT_BUS": self.names.event_bus,
                 "STATE_MACHINE_ARN": self.names.state_machine_arn,
@@ -284,6 +290,12 @@ class LocalStack:
             self.config.api_port,
             api_name=self.names.api,
             identities=SigV4Identities(endpoint, self.names.region),
+            authorizer=LocalAuthorizer(
+                invoker,
+                self.names.function("authorizer"),
+                f"arn:aws:execute-api:{self.names.region}:{self.names.account}:local/{STAGE}",
+                cache_seconds=self.config.key_authorizer_cache_seconds,
+            ),
         )
         self._front_door.start()
         if self.config.metrics_file is not None:
@@ -304,6 +316,7 @@ class LocalStack:
             "bucket": self.names.bucket,
             "event_bus": self.names.event_bus,
             "jobs_table": self.names.table,
+            "keys_table": self.names.keys_table,
             "queue_url": queue_url,
             "dead_letter_queue_url": dlq_url,
             "intake_dead_letter_queue_url": intake_dlq_url,
@@ -372,7 +385,12 @@ class LocalStack:
 
     def _openrouter(self) -> tuple[str, str]:
         if self.config.openrouter_base_url or self.config.openrouter_api_key:
-            base = self.config.openrouter_base_url or "https://openrouter.ai"
+            from videogen.settings import openrouter_base
+
+            try:  # refused at start-up, not at the first job
+                base = openrouter_base(self.config.openrouter_base_url or "https://openrouter.ai")
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
             if not self.config.openrouter_api_key:
                 raise SystemExit("OPENROUTER_BASE_URL is set but OPENROUTER_API_KEY is not")
             return base, self.config.openrouter_api_key
@@ -446,6 +464,7 @@ class LocalStack:
 
     def _create_table(self, dynamodb: Any) -> None:
         create_jobs_table(dynamodb, self.names.table)
+        create_keys_table(dynamodb, self.names.keys_table)
 
     def _create_functions(self, iam: Any, lambda_client: Any) -> None:
         role = iam.create_role(
@@ -542,4 +561,14 @@ def create_jobs_table(dynamodb: Any, name: str) -> None:
         ],
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+
+
+def create_keys_table(dynamodb: Any, name: str) -> None:
+    """The tenant API keys table as template.yaml defines it (key ``key_id``); tests use it too."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "key_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "key_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
     )

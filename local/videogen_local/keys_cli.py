@@ -1,0 +1,73 @@
+"""`videogen keys create|list|revoke`: tenant API keys for the OpenRouter-compatible routes.
+
+The keys table is found from a deployed stack's outputs (``--stack NAME``: its ``KeysTableName``), or named
+with ``--table`` (local serve's ready line calls it ``keys_table``; set ``AWS_ENDPOINT_URL`` to the line's
+``aws_endpoint_url``), or ``VIDEOGEN_KEYS_TABLE``. ``create`` prints the key once: only its hash is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    verbs = parser.add_subparsers(dest="keys_command", required=True)
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help_text)
+        where = sub.add_mutually_exclusive_group()
+        where.add_argument("--stack", help="a deployed stack: its KeysTableName output")
+        where.add_argument("--table", help="the keys table (local serve: keys_table of its ready line)")
+        sub.add_argument("--region", help="AWS region of the stack (default: your AWS configuration)")
+        return sub
+
+    create = verb("create", "issue a key for a tenant; prints it once")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--label")
+    listing = verb("list", "the keys (never the keys themselves): id, tenant, label, created, last used, revoked")
+    listing.add_argument("--tenant")
+    revoke = verb("revoke", "revoke a key (stops working within the authorizer's cache time)")
+    revoke.add_argument("key_id")
+
+
+def run(args: argparse.Namespace) -> int:
+    from videogen.keys import ApiKeys
+
+    keys = ApiKeys(_table(args))
+    result: Any
+    if args.keys_command == "create":
+        try:
+            issued = keys.create(args.tenant, args.label)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        result = {"key": issued.key, "key_id": issued.key_id, "tenant": issued.tenant}
+    elif args.keys_command == "list":
+        result = [record.public() for record in keys.list(args.tenant)]
+    else:
+        revoked = keys.revoke(args.key_id)
+        if revoked is None:
+            raise SystemExit(f"no key {args.key_id}")
+        result = revoked.public()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _table(args: argparse.Namespace) -> str:
+    if args.region:
+        os.environ["AWS_DEFAULT_REGION"] = args.region
+    if args.table:
+        return str(args.table)
+    if args.stack:
+        from videogen.aws import client
+
+        stacks = client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        if "KeysTableName" not in outputs:
+            raise SystemExit(f"stack {args.stack} has no KeysTableName output (deployed before API keys?)")
+        return outputs["KeysTableName"]
+    if os.environ.get("VIDEOGEN_KEYS_TABLE"):
+        return os.environ["VIDEOGEN_KEYS_TABLE"]
+    raise SystemExit("pass --stack NAME (deployed) or --table NAME (local serve: keys_table), or set VIDEOGEN_KEYS_TABLE")
