@@ -34,6 +34,7 @@ _NOT_PUBLIC = tuple(
     for net in (
         "0.0.0.0/8",  # "this network"; 0.0.0.0 reaches the local host on Linux
         "100.64.0.0/10",  # carrier-grade NAT (RFC 6598)
+        "192.0.0.0/24",  # IETF protocol assignments; Python < 3.12.4 calls most of it global
         "255.255.255.255/32",  # limited broadcast
         "192.88.99.0/24",  # 6to4 relay anycast (deprecated, RFC 7526)
         "fc00::/7",  # unique local (RFC 4193)
