@@ -141,7 +141,8 @@ def check_public_https_url(url: str, *, field_name: str = "URL") -> str:
     # A naive parser (urllib, and code like it that a provider may run) must read the same host as a
     # WHATWG fetcher. They differ only for spellings such as percent-encoding, full-width characters,
     # IPv4 number forms (hex, octal, fewer than four parts) or Unicode names (the fetcher reads
-    # punycode): a legitimate caller never needs them, and they are how guards are slipped past.
+    # punycode): a legitimate caller never needs them (a Unicode name can be sent as its xn-- form),
+    # and they are how guards are slipped past.
     if address is not None and parsed["host_type"] == HostType.IPV6:
         agree = _as_ip(naive_host) == address  # [::127.0.0.1] and [::7f00:1] are one address
     else:
