@@ -130,3 +130,13 @@ def test_cancel_ends_the_job_once_with_one_event(env: Env) -> None:
     assert job["status"] == "cancelled" and "before it was sent" in job["error"]
     assert request("DELETE", f"/videos/{job_id}")["statusCode"] == 409
     assert [e["detail-type"] for e in env.events()] == ["VideoFailed"]
+
+
+def test_a_loopback_reference_in_any_spelling_is_422_naming_the_field(env: Env) -> None:
+    ref = {"type": "image_url", "image_url": {"url": "https://0x7f000001/a.png"}}
+    response = post({"prompt": "p", "input_references": [ref]})
+    assert response["statusCode"] == 422
+    field = json.loads(response["body"])["error"]["fields"][0]
+    assert field["field"] == "input_references[0].image_url.url"
+    assert "127.0.0.1 is not a public address" in field["message"] and "0x7f000001" in field["message"]
+    assert env.queued_job_ids() == [] and env.openrouter.requests_to("/api/v1/videos") == []

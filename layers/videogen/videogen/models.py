@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from videogen.addresses import check_public_https_url
 from videogen.settings import DEFAULT_MODEL
 
 # Limits of the request we accept. OpenRouter documents none; ours keep a hostile caller
@@ -54,26 +53,8 @@ class ImageUrl(_Strict):
         if url.startswith("s3://"):
             return url
         if url.startswith("https://"):
-            return _check_public_host(url)
+            return check_public_https_url(url)
         raise ValueError("must be an https:// URL, an s3:// URI in the service bucket, or a data:image/... URL")
-
-
-def _check_public_host(url: str) -> str:
-    """Reference URLs are fetched by the provider: refuse hosts that only make sense as an SSRF probe
-    (loopback, link-local such as the metadata service 169.254.169.254, private ranges, credentials in the URL)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host or parts.username or parts.password:
-        raise ValueError("https URL must name a host and carry no credentials")
-    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-        raise ValueError(f"host {host!r} is not publicly reachable")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return url
-    if not address.is_global:
-        raise ValueError(f"address {host} is not a public address")
-    return url
 
 
 def _check_data_url(url: str) -> str:
