@@ -85,7 +85,12 @@ class Served:
 @contextmanager
 def serve(log: Path, *args: str) -> Iterator[Served]:
     """`videogen local serve` as a subprocess, with a known simulator key (so tests can prove it never leaks)."""
-    env = {"VIDEOGEN_SIMULATOR_API_KEY": TEST_KEY, "POWERTOOLS_LOG_LEVEL": "INFO"}
+    env = {
+        "VIDEOGEN_SIMULATOR_API_KEY": TEST_KEY,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        # Short, so the tests see a revoked key stop working (deployed default: 60 s).
+        "VIDEOGEN_KEY_AUTHORIZER_CACHE_SECONDS": "2",
+    }
     with local_serve(log, *args, env=env) as (info, process):
         served = Served(info, process)
         served.info["stderr_log"] = str(log)
