@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # python3.12 must be on PATH for `sam build` (runtime python3.12); pyenv provides it on the dev machines.
 SAM_BUILD_ENV ?= PYENV_VERSION=3.11.7:3.12.1
 
-.PHONY: help venv demo serve test unit lint typecheck format template-check build deploy clean chaos fuzz dashboard browser bench readme-dashboard
+.PHONY: help venv demo serve test test-deployed unit lint typecheck format template-check build deploy clean chaos fuzz dashboard browser bench readme-dashboard
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -72,6 +72,13 @@ unit: $(STAMP) browser  ## the tests only (no lint, no template checks)
 	$(BIN)/python -m pytest -n 2 --dist loadscope $(PYTEST_ARGS)
 
 test: lint typecheck template-check unit  ## everything CI runs
+
+# The HTTP end-to-end tests against a deployed stack: VIDEOGEN_API_URL=<ApiUrl output>, AWS credentials for the
+# IAM routes and/or VIDEOGEN_API_KEY (videogen keys create --stack <name> --tenant ...) for the /api/v1 routes.
+test-deployed: $(STAMP)  ## the HTTP end-to-end tests against VIDEOGEN_API_URL (a deployed stack; see README)
+	@test -n "$$VIDEOGEN_API_URL" || { echo "set VIDEOGEN_API_URL to the stack's ApiUrl output" >&2; exit 2; }
+	# --confcutdir: not tests/conftest.py, which points every AWS client at fake credentials.
+	$(BIN)/python -m pytest tests/deployed --confcutdir=tests/deployed --timeout 2400 -v $(PYTEST_ARGS)
 
 $(SAM_VENV)/bin/sam:
 	$(PYTHON) -m venv $(SAM_VENV)

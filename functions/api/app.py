@@ -17,10 +17,10 @@ from videogen import compat, intake
 from videogen.cancel import cancel_job
 from videogen.errors import FieldError, RequestRejected
 from videogen.intake import RequestIdentity
+from videogen.keys import tenant_owner
 from videogen.models import Door, Job, JobStatus
 from videogen.observability import logger, metrics, tracer
 from videogen.openapi import openapi_document
-from videogen.keys import tenant_owner
 from videogen.owners import Owner, iam_owner, owns
 from videogen.services import get_services
 from videogen.storage import parse_s3_uri
@@ -175,13 +175,11 @@ def compatible_list_models() -> dict[str, Any]:
 
 @app.get("/api/v1/videos/<job_id>")
 def compatible_get_video(job_id: str) -> Response[dict[str, Any]]:
-    return Response(
-        200, content_types.APPLICATION_JSON, compat.generation(_own_compatible_job(job_id), _gateway_url())
-    )
+    return Response(200, content_types.APPLICATION_JSON, compat.generation(_own_compatible_job(job_id), _gateway_url()))
 
 
 @app.get("/api/v1/videos/<job_id>/content")
-def compatible_video_content(job_id: str) -> Response[dict[str, Any]]:
+def compatible_video_content(job_id: str) -> Response[str]:
     """The video, as a redirect: API Gateway cannot carry a response of video size, S3 can."""
     job = _own_compatible_job(job_id)
     index = app.current_event.get_query_string_value("index", default_value="0") or "0"
@@ -192,7 +190,7 @@ def compatible_video_content(job_id: str) -> Response[dict[str, Any]]:
     if int(index) != 0:
         raise RequestRejected(f"video job {job_id} has one output (index 0)", status_code=404, reason="not_found")
     bucket, key = parse_s3_uri(job.video.s3_uri)
-    return Response(302, None, "", headers={"Location": get_services().storage.presign(key, bucket)})
+    return Response(302, None, "", headers={"Location": get_services().storage.presign(key, bucket)})  # no body
 
 
 @app.get("/openapi.json")

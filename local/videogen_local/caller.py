@@ -75,8 +75,12 @@ class VideogenApi:
             auth = SigV4Auth(region or os.environ.get("AWS_REGION") or "us-east-1")
         self._http = httpx.Client(base_url=self.api_url, auth=auth, timeout=timeout)
 
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The raw answer (signed when the API is deployed), errors included."""
+        return self._http.request(method, path, **kwargs)
+
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
+        response = self.request(method, path, **kwargs)
         if response.status_code >= 400:
             print(response.text, file=sys.stderr)
             raise SystemExit(2)

@@ -67,7 +67,9 @@ def _table(args: argparse.Namespace) -> str:
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
         if "KeysTableName" not in outputs:
             raise SystemExit(f"stack {args.stack} has no KeysTableName output (deployed before API keys?)")
-        return outputs["KeysTableName"]
+        return str(outputs["KeysTableName"])
     if os.environ.get("VIDEOGEN_KEYS_TABLE"):
         return os.environ["VIDEOGEN_KEYS_TABLE"]
-    raise SystemExit("pass --stack NAME (deployed) or --table NAME (local serve: keys_table), or set VIDEOGEN_KEYS_TABLE")
+    raise SystemExit(
+        "pass --stack NAME (deployed) or --table NAME (local serve: keys_table), or set VIDEOGEN_KEYS_TABLE"
+    )

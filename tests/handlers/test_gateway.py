@@ -55,7 +55,7 @@ def test_a_key_is_authorized_for_every_compatible_route_as_its_tenant(keys: ApiK
 
 @pytest.mark.parametrize("presented", [None, "", "Bearer", "Bearer nonsense", "Basic dXNlcjpwYXNz", "vg_x"])
 def test_missing_or_malformed_keys_are_401(keys: ApiKeys, presented: str | None) -> None:
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorize(presented)
 
 
@@ -65,7 +65,7 @@ def test_unknown_and_revoked_keys_are_401_and_the_key_is_never_logged(
     issued = keys.create("acme")
     keys.revoke(issued.key_id)
     for presented in (issued.key, issued.key[:-1] + ("A" if issued.key[-1] != "A" else "B")):
-        with pytest.raises(Exception, match="^Unauthorized$"):
+        with pytest.raises(Exception, match=r"^Unauthorized$"):
             authorize(f"Bearer {presented}")
     assert issued.key.rsplit("_", 1)[1] not in capsys.readouterr().out
 

@@ -18,7 +18,7 @@ class FakeLambda:
         self.resource, self.effect, self.calls = resource, effect, 0
         self.good = {"Bearer good"}
 
-    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
         self.calls += 1
         event = json.loads(Payload)
         assert event["type"] == "REQUEST" and event["methodArn"].startswith(PREFIX)

@@ -9,6 +9,7 @@ makes (``tenant:<name>``, videogen.owners).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
@@ -146,15 +147,13 @@ class ApiKeys:
 
     def _touch(self, key_id: str) -> None:
         # Best effort: a key in use must keep working while its last-used time cannot be written.
-        try:
+        with contextlib.suppress(ClientError):
             client("dynamodb").update_item(
                 TableName=self.table,
                 Key={"key_id": {"S": key_id}},
                 UpdateExpression="SET last_used_at = :now",
                 ExpressionAttributeValues={":now": {"S": utcnow()}},
             )
-        except ClientError:
-            pass
 
 
 def _record(item: dict[str, Any]) -> KeyRecord:

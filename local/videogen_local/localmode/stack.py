@@ -19,9 +19,9 @@ from typing import Any
 
 from videogen_local.localmode import metrics, patches
 from videogen_local.localmode.async_invoke import AsyncConfig, AsyncInvoker
+from videogen_local.localmode.authorizer import LocalAuthorizer
 from videogen_local.localmode.aws_faults import CRASHING_FUNCTIONS, HANDLER_SERVICES, AwsFaults
 from videogen_local.localmode.executions import ENDED, ExecutionWatcher
-from videogen_local.localmode.authorizer import LocalAuthorizer
 from videogen_local.localmode.front_door import STAGE, FrontDoor
 from videogen_local.localmode.handlers import load_all, repository_root
 from videogen_local.localmode.iam_identity import SigV4Identities
