@@ -8,6 +8,7 @@ and costs no OpenRouter credits.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +20,11 @@ from videogen.observability import Metric, annotate_job, emit, logger
 from videogen.services import Services, new_job_id
 
 MAX_REQUEST_BYTES = 400 * 1024
+# A real request nests 4 levels deep (frame_images[0].image_url.url); 32 leaves room and keeps every later
+# recursive walk (pydantic, json.dumps, logging) far from the interpreter's recursion limit.
+MAX_NESTING = 32
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def parse_request(payload: str | bytes | dict[str, Any] | None) -> VideoRequest:
@@ -28,25 +34,64 @@ def parse_request(payload: str | bytes | dict[str, Any] | None) -> VideoRequest:
             "request body is empty", [FieldError("body", "a JSON object is required")], 400, reason="malformed"
         )
     if isinstance(payload, str | bytes):
-        if len(payload) > MAX_REQUEST_BYTES:
+        # The limit is on the wire size: count UTF-8 bytes, not characters (an "é" is two bytes).
+        size = len(payload) if isinstance(payload, bytes) else _utf8_size(payload)
+        if size > MAX_REQUEST_BYTES:
             raise RequestRejected(
                 "request too large", [FieldError("body", f"at most {MAX_REQUEST_BYTES} bytes")], 413, reason="too_large"
             )
+        if isinstance(payload, bytes):
+            try:
+                payload = payload.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _malformed("request is not UTF-8 JSON", f"invalid UTF-8 at byte {exc.start}") from None
+        # Checked before parsing: json.loads recurses once per level and raises RecursionError (not
+        # ValueError) on a few thousand brackets; and anything deeper than this is no request of ours.
+        if _too_deep(payload):
+            raise _malformed("request body is nested too deeply", f"at most {MAX_NESTING} levels of nesting")
         try:
             payload = json.loads(payload)
         except ValueError as exc:
-            raise RequestRejected(
-                "request body is not valid JSON", [FieldError("body", str(exc))], 400, reason="malformed"
-            ) from None
+            raise _malformed("request body is not valid JSON", str(exc)) from None
+    elif _too_deep(payload):
+        # A dict from EventBridge was parsed by someone else: pydantic, json.dumps and logging all recurse on it.
+        raise _malformed("request body is nested too deeply", f"at most {MAX_NESTING} levels of nesting")
     if not isinstance(payload, dict):
-        raise RequestRejected(
-            "request must be a JSON object", [FieldError("body", "expected an object")], 400, reason="malformed"
-        )
+        raise _malformed("request must be a JSON object", "expected an object")
     try:
         return VideoRequest.model_validate(payload)
     except ValidationError as exc:
         errors = [FieldError(_field_path(err["loc"]), err["msg"]) for err in exc.errors(include_url=False)]
         raise RequestRejected("request validation failed", errors, 422) from None
+
+
+def _utf8_size(text: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        # Lone surrogates (from a "\ud800" that something decoded for us) have no UTF-8 form; count them as 3 bytes.
+        return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _too_deep(value: object) -> bool:
+    """Nesting deeper than MAX_NESTING, without recursing (a hostile value is as deep as it likes)."""
+    if isinstance(value, str):
+        # Outside strings every [ or { opens a level; what is inside strings (escapes included) does not count.
+        depth = 0
+        for match in _BRACKETS.finditer(_STRINGS.sub('""', value)):
+            depth += 1 if match.group() in "[{" else -1
+            if depth > MAX_NESTING:
+                return True
+        return False
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_NESTING:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _malformed(message: str, detail: str) -> RequestRejected:
