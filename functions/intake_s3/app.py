@@ -28,7 +28,7 @@ def handle_object(key: str) -> None:
     base = key.removesuffix(".json")
     try:
         job = intake.accept(
-            services, services.storage.get_text(key), door=Door.S3, caller=f"s3://{services.settings.bucket}/{key}"
+            services, services.storage.get_bytes(key), door=Door.S3, caller=f"s3://{services.settings.bucket}/{key}"
         )
     except RequestRejected as rejected:
         services.storage.put_json(f"{base}.error.json", json.dumps({"request": key, **rejected.to_body()}, indent=2))

@@ -34,10 +34,10 @@ def _timestamp(value: str) -> datetime:
 
 
 def _is_control(char: str) -> bool:
-    """C0 and C1 control characters (and DEL) other than tab, line feed and carriage return; and lone
-    surrogates, which no UTF-8 text can carry."""
+    """C0 and C1 control characters (and DEL) other than tab, line feed and carriage return. (Lone
+    surrogates never get here: pydantic refuses them as not a valid string.)"""
     code = ord(char)
-    return (code < 0x20 and char not in "\t\n\r") or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF
+    return (code < 0x20 and char not in "\t\n\r") or 0x7F <= code <= 0x9F
 
 
 def utcnow() -> str:
