@@ -164,7 +164,7 @@ def _error(status: int, message: str) -> Response[dict[str, Any]]:
     return Response(status, content_types.APPLICATION_JSON, {"error": {"code": status, "message": message}})
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

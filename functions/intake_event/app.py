@@ -18,7 +18,7 @@ from videogen.observability import logger, metrics, tracer
 from videogen.services import get_services
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_source(data_class=EventBridgeEvent)

@@ -39,7 +39,7 @@ def handle_object(key: str) -> None:
     )
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_source(data_class=S3Event)

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from videogen.observability import annotate_job, logger, metrics, tracer
+from videogen.observability import job_log_scope, logger, metrics, tracer
 from videogen.services import get_services
 from videogen.submit import submit_job
 
@@ -24,14 +24,11 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> str:
     job_id = json.loads(record.body)["job_id"]
-    annotate_job(job_id)
-    try:
+    with job_log_scope(job_id):  # the batch's next record must not log under this job's id
         return submit_job(get_services(), job_id).value
-    finally:
-        logger.remove_keys(["job_id", "openrouter_job_id"])
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
