@@ -26,6 +26,12 @@ def record_handler(record: DynamoDBRecord) -> bool:
     change = record.dynamodb
     job = ended_job(change.old_image if change else None, change.new_image if change else None)
     if job is None:
+        # The event source's filter should pass only moves into a terminal status; anything else (an
+        # edited filter, a foreign record) is left alone, and said so.
+        logger.info(
+            "stream record skipped: not a job's move into a terminal status",
+            extra={"event_id": record.event_id, "event_name": record.event_name.name if record.event_name else None},
+        )
         return False
     with job_log_scope(job.id, job.openrouter_job_id):  # the batch's next record must not log under this job's id
         return announce(get_services(), job)
