@@ -8,7 +8,6 @@ and costs no OpenRouter credits.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,8 +22,6 @@ MAX_REQUEST_BYTES = 400 * 1024
 # A real request nests 4 levels deep (frame_images[0].image_url.url); 32 leaves room and keeps every later
 # recursive walk (pydantic, json.dumps, logging) far from the interpreter's recursion limit.
 MAX_NESTING = 32
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def parse_request(payload: str | bytes | dict[str, Any] | None) -> VideoRequest:
@@ -45,17 +42,18 @@ def parse_request(payload: str | bytes | dict[str, Any] | None) -> VideoRequest:
                 payload = payload.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise _malformed("request is not UTF-8 JSON", f"invalid UTF-8 at byte {exc.start}") from None
-        # Checked before parsing: json.loads recurses once per level and raises RecursionError (not
-        # ValueError) on a few thousand brackets; and anything deeper than this is no request of ours.
-        if _too_deep(payload):
-            raise _malformed("request body is nested too deeply", f"at most {MAX_NESTING} levels of nesting")
         try:
             payload = json.loads(payload)
+        except RecursionError:
+            # json.loads recurses once per level: a few thousand brackets exhaust the stack. Its C scanner
+            # unwinds cleanly, so this is a refusal like any other.
+            raise _too_deep_rejection() from None
         except ValueError as exc:
             raise _malformed("request body is not valid JSON", str(exc)) from None
-    elif _too_deep(payload):
-        # A dict from EventBridge was parsed by someone else: pydantic, json.dumps and logging all recurse on it.
-        raise _malformed("request body is nested too deeply", f"at most {MAX_NESTING} levels of nesting")
+    # Whatever parsed it (json.loads above, or EventBridge for its door's dict), anything deeper than this
+    # is no request of ours, and pydantic, json.dumps and logging would all recurse on it.
+    if _too_deep(payload):
+        raise _too_deep_rejection()
     if not isinstance(payload, dict):
         raise _malformed("request must be a JSON object", "expected an object")
     try:
@@ -75,14 +73,6 @@ def _utf8_size(text: str) -> int:
 
 def _too_deep(value: object) -> bool:
     """Nesting deeper than MAX_NESTING, without recursing (a hostile value is as deep as it likes)."""
-    if isinstance(value, str):
-        # Outside strings every [ or { opens a level; what is inside strings (escapes included) does not count.
-        depth = 0
-        for match in _BRACKETS.finditer(_STRINGS.sub('""', value)):
-            depth += 1 if match.group() in "[{" else -1
-            if depth > MAX_NESTING:
-                return True
-        return False
     stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -92,6 +82,10 @@ def _too_deep(value: object) -> bool:
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def _too_deep_rejection() -> RequestRejected:
+    return _malformed("request body is nested too deeply", f"at most {MAX_NESTING} levels of nesting")
 
 
 def _malformed(message: str, detail: str) -> RequestRejected:
