@@ -7,6 +7,8 @@ first attempt made. ``/operator/videos/{id}`` reads any job, for principals IAM 
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -28,6 +30,12 @@ from videogen.storage import parse_s3_uri
 app = APIGatewayRestResolver()
 MAX_PAGE = 100
 MAX_IDEMPOTENCY_KEY_CHARS = 255
+DEFAULT_PAGE = 20
+# The methods of each path (the template sends every other method here too, to be answered 405).
+ALLOWED_METHODS = (
+    (re.compile(r"/videos/?"), "GET, POST"),
+    (re.compile(r"/videos/[^/]+/?"), "GET, DELETE"),
+)
 
 
 def _owner() -> Owner:
@@ -65,13 +73,30 @@ def _view(job: Job) -> dict[str, Any]:
     return body
 
 
+def _request_body() -> str | bytes | None:
+    """The body as the caller sent it: API Gateway base64-encodes bodies it treats as binary."""
+    event = app.current_event
+    try:
+        return event.decoded_body
+    except UnicodeDecodeError:
+        # Valid base64 of bytes that are not UTF-8: parse_request refuses them with its own reason.
+        return base64.b64decode(event.body or "")
+    except ValueError:
+        raise RequestRejected(
+            "request body is not valid base64",
+            [FieldError("body", "isBase64Encoded is set but the body is not base64")],
+            400,
+            reason="malformed",
+        ) from None
+
+
 @app.post("/videos")
 def create_video() -> Response[dict[str, Any]]:
     owner = _owner()
-    accepted = intake.accept(
-        get_services(), app.current_event.body, door=Door.API, owner=owner, identity=_idempotency(owner)
-    )
-    headers = {"Location": f"/videos/{accepted.job.id}"}
+    accepted = intake.accept(get_services(), _request_body(), door=Door.API, owner=owner, identity=_idempotency(owner))
+    # The path the caller can GET: the stage is part of the URL (/v1/videos/<id>) when deployed.
+    stage = app.current_event.request_context.stage
+    headers = {"Location": f"/{stage}/videos/{accepted.job.id}" if stage else f"/videos/{accepted.job.id}"}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"
     # A replay answers as the first attempt did: the job was queued then, whatever it is doing now.
@@ -85,15 +110,28 @@ def list_videos() -> Response[dict[str, Any]]:
     query = app.current_event.query_string_parameters or {}
     status = query.get("status")
     if status is not None and status not in {s.value for s in JobStatus}:
-        return _error(422, f"unknown status {status!r}")
+        raise RequestRejected(
+            f"unknown status {status!r}",
+            [FieldError("status", f"one of {', '.join(s.value for s in JobStatus)}")],
+        )
+    limit = _limit(query.get("limit"))
     try:
-        limit = min(max(int(query.get("limit", "20")), 1), MAX_PAGE)
         jobs, next_token = get_services().store.list_by_caller(
             _owner().id, status=status, limit=limit, page_token=query.get("next_token")
         )
-    except ValueError as exc:
-        return _error(422, str(exc))
+    except ValueError as exc:  # the only caller-supplied value the store checks
+        raise RequestRejected(str(exc), [FieldError("next_token", "not a token from this listing")]) from None
     return Response(200, content_types.APPLICATION_JSON, {"items": [_view(j) for j in jobs], "next_token": next_token})
+
+
+def _limit(raw: str | None) -> int:
+    """``limit`` is a plain decimal integer within 1..MAX_PAGE; anything else is the caller's mistake, not
+    something to round, clamp or parse as a float."""
+    if raw is None:
+        return DEFAULT_PAGE
+    if re.fullmatch(r"[0-9]{1,3}", raw) and 1 <= int(raw) <= MAX_PAGE:
+        return int(raw)
+    raise RequestRejected(f"invalid limit {raw[:20]!r}", [FieldError("limit", f"an integer from 1 to {MAX_PAGE}")])
 
 
 @app.get("/videos/<job_id>")
@@ -161,9 +199,7 @@ def _gateway_url() -> str:
 @app.post("/api/v1/videos")
 def compatible_create_video() -> Response[dict[str, Any]]:
     owner = _tenant()
-    accepted = intake.accept(
-        get_services(), app.current_event.body, door=Door.API, owner=owner, identity=_idempotency(owner)
-    )
+    accepted = intake.accept(get_services(), _request_body(), door=Door.API, owner=owner, identity=_idempotency(owner))
     return Response(202, content_types.APPLICATION_JSON, compat.generation(accepted.job, _gateway_url()))
 
 
@@ -215,9 +251,19 @@ def rejected(exc: RequestRejected) -> Response[dict[str, Any]]:
 
 @app.not_found
 def not_found(_: Exception) -> Response[dict[str, Any]]:
-    message = f"no route for {app.current_event.http_method} {app.current_event.path}"
+    # The resolver calls this for a known path with an unsupported method too: that is a 405, not a 404.
+    method, path = app.current_event.http_method, app.current_event.path
+    message = f"no route for {method} {path}"
     if _compatible():
         return Response(404, content_types.APPLICATION_JSON, compat.error(404, message))
+    for pattern, allowed in ALLOWED_METHODS:
+        if pattern.fullmatch(path):
+            return Response(
+                405,
+                content_types.APPLICATION_JSON,
+                {"error": {"code": 405, "message": f"method {method} not allowed on {path}; allowed: {allowed}"}},
+                headers={"Allow": allowed},
+            )
     return _error(404, message)
 
 
@@ -225,7 +271,7 @@ def _error(status: int, message: str) -> Response[dict[str, Any]]:
     return Response(status, content_types.APPLICATION_JSON, {"error": {"code": status, "message": message}})
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from videogen.observability import annotate_job, logger, metrics, tracer
 from videogen.services import get_services
 
 
-@logger.inject_lambda_context(correlation_id_path="job_id")
+@logger.inject_lambda_context(correlation_id_path="job_id", clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from videogen.services import get_services
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videogen.doors import RequestObject, take_s3_request
 from videogen.errors import TransientError
-from videogen.observability import logger, metrics, tracer
+from videogen.observability import job_log_scope, logger, metrics, tracer
 from videogen.services import get_services
 
 
@@ -28,7 +28,9 @@ from videogen.services import get_services
 def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
     if "Records" not in event.raw_event:
         # S3 sends an s3:TestEvent when the notification is configured; it names no object.
-        logger.info("not an object notification: ignored", extra={"s3_event": event.raw_event.get("Event")})
+        logger.info(
+            "not an object notification (e.g. s3:TestEvent): ignored", extra={"s3_event": event.raw_event.get("Event")}
+        )
         return {"records": []}
     outcomes: list[dict[str, Any]] = []
     failed: list[str] = []
@@ -42,14 +44,13 @@ def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
             sequencer=s3_object.get("sequencer"),
             version_id=s3_object.version_id,
         )
-        try:
-            outcome, job_id = take_s3_request(get_services(), obj)
-        except Exception:
-            logger.exception("request not handled: the invocation will be retried", extra={"request": obj.key})
-            failed.append(obj.key)
-            continue
-        finally:
-            logger.remove_keys(["job_id", "openrouter_job_id"])
+        with job_log_scope():  # each record's lines carry its own job's id, or none
+            try:
+                outcome, job_id = take_s3_request(get_services(), obj)
+            except Exception:
+                logger.exception("request not handled: the invocation will be retried", extra={"request": obj.key})
+                failed.append(obj.key)
+                continue
         outcomes.append({"key": obj.key, "outcome": outcome.value, "id": job_id})
     if failed:
         raise TransientError(f"{len(failed)} of {len(failed) + len(outcomes)} records failed; the others are done")

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from videogen.observability import annotate_job, logger, metrics, tracer
+from videogen.observability import job_log_scope, logger, metrics, tracer
 from videogen.outbox import announce, ended_job
 from videogen.services import get_services
 
@@ -26,15 +26,18 @@ def record_handler(record: DynamoDBRecord) -> bool:
     change = record.dynamodb
     job = ended_job(change.old_image if change else None, change.new_image if change else None)
     if job is None:
+        # The event source's filter should pass only moves into a terminal status; anything else (an
+        # edited filter, a foreign record) is left alone, and said so.
+        logger.info(
+            "stream record skipped: not a job's move into a terminal status",
+            extra={"event_id": record.event_id, "event_name": record.event_name.name if record.event_name else None},
+        )
         return False
-    annotate_job(job.id, job.openrouter_job_id)
-    try:
+    with job_log_scope(job.id, job.openrouter_job_id):  # the batch's next record must not log under this job's id
         return announce(get_services(), job)
-    finally:
-        logger.remove_keys(["job_id", "openrouter_job_id"])
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

@@ -14,24 +14,45 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from videogen.observability import annotate_job, logger, metrics, tracer
+from videogen.observability import job_log_scope, logger, metrics, tracer
 from videogen.services import get_services
 from videogen.submit import submit_job
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is reported like any other (every record a batch item failure) rather
+# than raised: SQS treats both the same (the messages come back, counting towards maxReceiveCount), and a
+# one-message batch holding a message that can never be processed then ends as a clean answer with its
+# logged reason, not as an unhandled exception.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> str:
-    job_id = json.loads(record.body)["job_id"]
-    annotate_job(job_id)
+class NotAJobMessage(Exception):
+    """A message this queue's producers never send. It can never be processed."""
+
+
+def _job_id(record: SQSRecord) -> str:
     try:
+        job_id = json.loads(record.body)["job_id"]
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+        job_id = None
+    if not isinstance(job_id, str) or not job_id:
+        # Reported as a batch item failure, not dropped: after maxReceiveCount it rests in the submit DLQ,
+        # whose alarm tells someone that something writes to this queue what intake never does.
+        logger.error(
+            "not a job message: left for the submit DLQ",
+            extra={"message_id": record.message_id, "body": (record.body or "")[:200]},
+        )
+        raise NotAJobMessage(f"message {record.message_id} has no job_id")
+    return job_id
+
+
+def record_handler(record: SQSRecord) -> str:
+    job_id = _job_id(record)
+    with job_log_scope(job_id):  # the batch's next record must not log under this job's id
         return submit_job(get_services(), job_id).value
-    finally:
-        logger.remove_keys(["job_id", "openrouter_job_id"])
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

@@ -85,7 +85,7 @@ def test_submit_while_openrouter_is_down_is_retried_via_the_queue(env: Env) -> N
     event = sample_event("sqs_submit")
     other = {**event["Records"][0], "messageId": "other", "body": json.dumps({"job_id": "not-a-job"})}
     event["Records"].append(other)
-    # Only the failed record goes back to the queue (a batch where every record fails raises instead).
+    # Only the failed record goes back to the queue.
     assert invoke("submit", event) == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
     assert job().status is JobStatus.QUEUED and job().submit_attempts == 1
     env.openrouter.on("POST", "/api/v1/videos", Canned(202, ACCEPTED))

@@ -23,6 +23,9 @@ from videogen.owners import Owner
 from videogen.services import Services, new_job_id
 
 MAX_REQUEST_BYTES = 400 * 1024
+# A real request nests 4 levels deep (frame_images[0].image_url.url); 32 leaves room and keeps every later
+# recursive walk (pydantic, json.dumps, logging) far from the interpreter's recursion limit.
+MAX_NESTING = 32
 
 
 def parse_request(payload: str | bytes | dict[str, Any] | None) -> VideoRequest:
@@ -32,25 +35,61 @@ def parse_request(payload: str | bytes | dict[str, Any] | None) -> VideoRequest:
             "request body is empty", [FieldError("body", "a JSON object is required")], 400, reason="malformed"
         )
     if isinstance(payload, str | bytes):
-        if len(payload) > MAX_REQUEST_BYTES:
+        # The limit is on the wire size: count UTF-8 bytes, not characters (an "é" is two bytes).
+        size = len(payload) if isinstance(payload, bytes) else _utf8_size(payload)
+        if size > MAX_REQUEST_BYTES:
             raise RequestRejected(
                 "request too large", [FieldError("body", f"at most {MAX_REQUEST_BYTES} bytes")], 413, reason="too_large"
             )
+        if isinstance(payload, bytes):
+            try:
+                payload = payload.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _malformed("request is not UTF-8 JSON", f"invalid UTF-8 at byte {exc.start}") from None
         try:
             payload = json.loads(payload)
+        except RecursionError:
+            # json.loads recurses once per level: a few thousand brackets exhaust the stack. Its C scanner
+            # unwinds cleanly, so this is a refusal like any other.
+            raise _too_deep_rejection() from None
         except ValueError as exc:
-            raise RequestRejected(
-                "request body is not valid JSON", [FieldError("body", str(exc))], 400, reason="malformed"
-            ) from None
+            raise _malformed("request body is not valid JSON", str(exc)) from None
+    # Whatever parsed it (json.loads above, or EventBridge for its door's dict), anything deeper than this
+    # is no request of ours, and pydantic, json.dumps and logging would all recurse on it.
+    if _too_deep(payload):
+        raise _too_deep_rejection()
     if not isinstance(payload, dict):
-        raise RequestRejected(
-            "request must be a JSON object", [FieldError("body", "expected an object")], 400, reason="malformed"
-        )
+        raise _malformed("request must be a JSON object", "expected an object")
     try:
         return VideoRequest.model_validate(payload)
     except ValidationError as exc:
         errors = [FieldError(_field_path(err["loc"]), err["msg"]) for err in exc.errors(include_url=False)]
         raise RequestRejected("request validation failed", errors, 422) from None
+
+
+def _utf8_size(text: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        # Lone surrogates (from a "\ud800" that something decoded for us) have no UTF-8 form; count them as 3 bytes.
+        return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _too_deep(value: object) -> bool:
+    """Nesting deeper than MAX_NESTING, without recursing (a hostile value is as deep as it likes)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_NESTING:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _too_deep_rejection() -> RequestRejected:
+    return _malformed("request body is nested too deeply", f"at most {MAX_NESTING} levels of nesting")
 
 
 def _malformed(message: str, detail: str) -> RequestRejected:

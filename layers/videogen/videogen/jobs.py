@@ -21,6 +21,8 @@ from videogen.models import TERMINAL_STATUSES, Job, JobStatus, OpenRouterJob, Us
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 CALLER_INDEX = "by_caller"
+# What a LastEvaluatedKey of the by_caller index holds: its key (caller, created_at) and the table's (id).
+PAGE_KEY_ATTRIBUTES = frozenset({"caller", "created_at", "id"})
 _ATTRIBUTE = {"#s": "status"}
 _TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
 
@@ -310,10 +312,20 @@ def _encode_token(key: dict[str, Any]) -> str:
 
 
 def _decode_token(token: str) -> dict[str, Any]:
+    """A page token back into the ExclusiveStartKey it was made from. It comes from the caller, so it is
+    checked to be exactly such a key (the index's and the table's key attributes, each a string):
+    anything else would reach DynamoDB as a malformed request (a 5xx) instead of a 422."""
     try:
         key = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # bad base64, bad UTF-8, bad JSON, absurd nesting
         raise ValueError("invalid page token") from exc
-    if not isinstance(key, dict):
+    if (
+        not isinstance(key, dict)
+        or set(key) != PAGE_KEY_ATTRIBUTES
+        or not all(
+            isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str) and value["S"]
+            for value in key.values()
+        )
+    ):
         raise ValueError("invalid page token")
     return key

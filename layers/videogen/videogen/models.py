@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from videogen.addresses import check_public_https_url
 from videogen.settings import DEFAULT_MODEL
@@ -31,13 +32,23 @@ def _timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _is_control(char: str) -> bool:
+    """C0 and C1 control characters (and DEL) other than tab, line feed and carriage return. (Lone
+    surrogates never get here: pydantic refuses them as not a valid string.)"""
+    code = ord(char)
+    return (code < 0x20 and char not in "\t\n\r") or 0x7F <= code <= 0x9F
+
+
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Strict(BaseModel):
-    # Unknown fields are a caller's typo or an attempt to smuggle parameters: reject them.
-    model_config = ConfigDict(extra="forbid")
+    # Unknown fields are a caller's typo or an attempt to smuggle parameters: reject them. Strict types:
+    # `"duration": true` or `"seed": "42"` is a caller's bug, not something to guess at. Validation runs
+    # in Python mode on parsed JSON and on job records read back from DynamoDB (numbers as int/float,
+    # see jobs._plain), both of which strict mode accepts as they are.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ImageUrl(_Strict):
@@ -61,12 +72,16 @@ def _check_data_url(url: str) -> str:
     header, _, payload = url.partition(",")
     if not header.startswith("data:image/") or not header.endswith(";base64"):
         raise ValueError("data URLs must be data:image/<type>;base64,...")
-    if len(payload) * 3 // 4 > MAX_DATA_URL_BYTES:
+    # Cheap bound first (4 characters per 3 bytes, so a far larger payload is refused without decoding),
+    # then the exact decoded size: the estimate alone miscounts padding.
+    if len(payload) > (MAX_DATA_URL_BYTES + 2) // 3 * 4:
         raise ValueError(f"data URL image larger than {MAX_DATA_URL_BYTES} bytes; upload it to S3 instead")
     try:
-        base64.b64decode(payload, validate=True)
+        image = base64.b64decode(payload, validate=True)
     except ValueError as exc:
         raise ValueError("data URL is not valid base64") from exc
+    if len(image) > MAX_DATA_URL_BYTES:
+        raise ValueError(f"data URL image larger than {MAX_DATA_URL_BYTES} bytes; upload it to S3 instead")
     return url
 
 
@@ -100,16 +115,25 @@ class VideoRequest(_Strict):
     @field_validator("prompt")
     @classmethod
     def _prompt_not_blank(cls, prompt: str) -> str:
-        if not prompt.strip():
-            raise ValueError("prompt must not be blank")
+        # Control characters have no place in a prompt and NULs break logs and downstream tools; tab and
+        # line breaks are ordinary text.
+        bad = next((c for c in prompt if _is_control(c)), None)
+        if bad is not None:
+            raise ValueError(f"prompt must not contain control character U+{ord(bad):04X}")
+        # "Blank" is anything without a visible character: whitespace, but also zero-width and format
+        # characters (U+200B, U+FEFF, ...), which strip() keeps.
+        if not any(unicodedata.category(c)[0] not in "CZ" for c in prompt):
+            raise ValueError("prompt must contain at least one visible character")
         return prompt
 
-    @model_validator(mode="after")
-    def _frames_distinct(self) -> VideoRequest:
-        kinds = [frame.frame_type for frame in self.frame_images]
+    @field_validator("frame_images")
+    @classmethod
+    def _frames_distinct(cls, frames: list[FrameImage]) -> list[FrameImage]:
+        # A field validator, not a model validator: the error then names frame_images, not the whole body.
+        kinds = [frame.frame_type for frame in frames]
         if len(kinds) != len(set(kinds)):
-            raise ValueError("frame_images: each frame_type may appear once")
-        return self
+            raise ValueError("each frame_type may appear once")
+        return frames
 
     def image_urls(self) -> list[str]:
         return [ref.image_url.url for ref in self.input_references] + [f.image_url.url for f in self.frame_images]

@@ -9,6 +9,8 @@ tests/e2e checks the dashboard against what an end-to-end run really emits.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -25,12 +27,32 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 tracer = Tracer(service=SERVICE, patch_modules=("botocore", "httpx"))
 
 
+JOB_LOG_KEYS = ("job_id", "openrouter_job_id")
+
+
 def annotate_job(job_id: str, openrouter_job_id: str | None = None) -> None:
-    """Correlate every log line and the trace of this invocation with the job (and OpenRouter's job)."""
+    """Correlate every log line and the trace of this invocation with the job (and OpenRouter's job).
+
+    The keys stay until the handler's next invocation clears them (``inject_lambda_context(clear_state=True)``
+    on every handler) or, in a handler that works on several jobs in one invocation, until the end of
+    its ``job_log_scope``."""
     keys = {"job_id": job_id} | ({"openrouter_job_id": openrouter_job_id} if openrouter_job_id else {})
     logger.append_keys(**keys)
     for key, value in keys.items():
         tracer.put_annotation(key=key, value=value)
+
+
+@contextmanager
+def job_log_scope(job_id: str | None = None, openrouter_job_id: str | None = None) -> Iterator[None]:
+    """The log lines inside the block belong to one job (a record of a batch): its keys are added on entry
+    if known (or later, by ``annotate_job``) and removed on exit, whatever was added in between, so the
+    next record's lines cannot carry this job's id."""
+    if job_id is not None:
+        annotate_job(job_id, openrouter_job_id)
+    try:
+        yield
+    finally:
+        logger.remove_keys(list(JOB_LOG_KEYS))
 
 
 class Metric(Enum):
@@ -69,4 +91,4 @@ def emit(metric: Metric, value: float = 1, **dimensions: str) -> None:
             single.add_dimension(name=key, value=dimensions[key] or "unknown")
 
 
-__all__ = ["Metric", "MetricUnit", "annotate_job", "emit", "logger", "metrics", "tracer"]
+__all__ = ["Metric", "MetricUnit", "annotate_job", "emit", "job_log_scope", "logger", "metrics", "tracer"]

@@ -87,9 +87,14 @@ class VideoStorage:
     def delete(self, key: str) -> None:
         client("s3").delete_object(Bucket=self.bucket, Key=key)
 
-    def get_text(self, key: str) -> str:
+    def get_bytes(self, key: str) -> bytes:
+        """The object as stored: a caller's request object is decoded (strictly) by intake, which can
+        refuse bytes that are not UTF-8 with a reason instead of failing here."""
         body: bytes = client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        return body.decode("utf-8")
+        return body
+
+    def get_text(self, key: str) -> str:
+        return self.get_bytes(key).decode("utf-8")
 
     def get_text_if_exists(self, key: str) -> str | None:
         try:
