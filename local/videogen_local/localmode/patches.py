@@ -7,6 +7,7 @@ dropping invocations. moto is pinned (==5.2.5) in local/pyproject.toml for the s
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -160,6 +161,30 @@ def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name
     invoke_async(account_id, fn_arn, event_body)
 
 
+_SEQUENCER = itertools.count(1)
+_SEQUENCER_LOCK = threading.Lock()
+
+
+def _s3_event_with_sequencer(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """moto's S3 notification omits ``sequencer`` (and ``versionId``), which S3 puts in every object-created
+    record: what orders the events of one key and, with the bucket, key and eTag (or the version id), tells a
+    redelivered notification from a new write. Added here: a hexadecimal string that grows with each write,
+    and the object's version id when the bucket is versioned."""
+
+    def get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event = original(event_name, bucket, key, notification_id)
+        with _SEQUENCER_LOCK:
+            sequencer = f"{int(time.time() * 1000):012X}{next(_SEQUENCER):08X}"
+        for record in event.get("Records", []):
+            obj = record["s3"]["object"]
+            obj.setdefault("sequencer", sequencer)
+            if getattr(key, "_is_versioned", False) and getattr(key, "_version_id", None):
+                obj.setdefault("versionId", key.version_id)
+        return event
+
+    return get_s3_event
+
+
 def apply() -> None:
     """Apply the patches once per process (idempotent)."""
     global _applied
@@ -174,6 +199,7 @@ def apply() -> None:
         Rule.send_to_targets = _send_to_targets(Rule.send_to_targets)
         # send_event looks the name up in its module at call time, so replacing the attribute suffices.
         s3_notifications._invoke_awslambda = _invoke_awslambda
+        s3_notifications._get_s3_event = _s3_event_with_sequencer(s3_notifications._get_s3_event)
         # The ASL interpreter logs every caught error at ERROR level; our Catch paths are expected.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         _applied = True
@@ -328,6 +354,7 @@ def check_s3_notification_patch() -> None:
     (record,) = seen[0]["Records"]
     assert record["eventSource"] == "aws:s3" and record["eventName"].startswith("ObjectCreated:")
     assert record["s3"]["bucket"]["name"] == "smoke-bucket"
+    assert record["s3"]["object"]["eTag"] and len(record["s3"]["object"]["sequencer"]) == 20
 
 
 SMOKE_CHECKS: tuple[Callable[[], None], ...] = (

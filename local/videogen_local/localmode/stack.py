@@ -223,13 +223,17 @@ class LocalStack:
         clients["s3"].create_bucket(Bucket=self.names.bucket)
         self._create_functions(clients["iam"], clients["lambda"])
         self._create_state_machine(clients["stepfunctions"])
-        # S3 notifications and EventBridge targets: Lambda's asynchronous invocation semantics.
+        self._faults = self._start_faults()
+        # S3 notifications and EventBridge targets: Lambda's asynchronous invocation semantics (and, with AWS
+        # faults on, their at-least-once delivery at the intake doors).
         intake = AsyncConfig(maximum_retry_attempts=INTAKE_RETRY_ATTEMPTS, on_failure_queue_url=intake_dlq_url)
         self._async_invoker = AsyncInvoker(
             invoker,
             session.client("sqs"),
             {self.names.function("intake_s3"): intake, self.names.function("intake_event"): intake},
             retry_delay_seconds=self.config.async_retry_delay_seconds,
+            faults=self._faults,
+            doors={self.names.function("intake_s3"): "s3", self.names.function("intake_event"): "eventbridge"},
         )
         self._async_invoker.start()
         patches.ASYNC_INVOKER = self._async_invoker
@@ -254,7 +258,6 @@ class LocalStack:
             },
         )
 
-        self._faults = self._start_faults()
         self._poller = SqsPoller(
             clients["sqs"], invoker, queue_url, queue_arn, self.names.function("submit"), faults=self._faults
         )
@@ -277,7 +280,9 @@ class LocalStack:
             interval=self.config.execution_watch_seconds,
         )
         self._watcher.start()
-        self._front_door = FrontDoor(invoker, self.names.function("api"), self.config.api_port, api_name=self.names.api)
+        self._front_door = FrontDoor(
+            invoker, self.names.function("api"), self.config.api_port, api_name=self.names.api, faults=self._faults
+        )
         self._front_door.start()
         if self.config.metrics_file is not None:
             queues = {
