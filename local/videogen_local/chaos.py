@@ -61,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of DynamoDB requests throttled, submit batches and door events delivered again, API answers "
         "dropped, invocations dying half-way",
     )
+    parser.add_argument(
+        "--door-fault-rate",
+        type=float,
+        default=None,
+        help="with --aws-fault-rate: share of S3 notifications and VideoRequested events delivered 2-3 times and "
+        "of POST /videos answers dropped (default: the AWS fault rate)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=8, help="parallel callers submitting jobs")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for every job to end")
@@ -83,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         args.concurrency,
         args.timeout,
         aws_fault_rate=args.aws_fault_rate,
+        door_fault_rate=args.door_fault_rate,
         doors=doors,
     )
     print(json.dumps(figures, indent=2))
@@ -104,8 +112,11 @@ def run_chaos(
     timeout: float = 900,
     *,
     aws_fault_rate: float = 0.0,
+    door_fault_rate: float | None = None,
     doors: Sequence[str] = DOORS,
 ) -> dict[str, Any]:
+    """``door_fault_rate`` (only with ``aws_fault_rate``): the doors' redeliveries and dropped answers; None:
+    ``aws_fault_rate``."""
     env = {
         "VIDEOGEN_SIM_FAULT_RATE": str(fault_rate),
         "VIDEOGEN_SIM_FAULT_SEED": str(seed),
@@ -123,6 +134,8 @@ def run_chaos(
             env["VIDEOGEN_AWS_FAULT_RATE"] = str(aws_fault_rate)
             env["VIDEOGEN_AWS_FAULT_SEED"] = str(seed)
             env["VIDEOGEN_AWS_FAULT_FILE"] = str(aws_faults_file)
+            if door_fault_rate is not None:
+                env["VIDEOGEN_AWS_DOOR_FAULT_RATE"] = str(door_fault_rate)
         serve_args = ("--poll-interval", "0", "--max-polls", "20")
         log = Path(scratch) / "serve.log"
         with local_serve(log, *serve_args, env=env) as (info, _):
@@ -139,6 +152,9 @@ def run_chaos(
             figures["serve_log"] = str(kept)
     figures["fault_rate"] = fault_rate
     figures["aws_fault_rate"] = aws_fault_rate
+    figures["door_fault_rate"] = (
+        (aws_fault_rate if door_fault_rate is None else door_fault_rate) if aws_fault_rate else 0.0
+    )
     figures["seed"] = seed
     figures["doors"] = list(doors)
     figures["wall_seconds"] = round(time.monotonic() - started, 1)

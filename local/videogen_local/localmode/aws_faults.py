@@ -1,6 +1,6 @@
 """AWS-side faults for `videogen local serve` (chaos runs); off unless VIDEOGEN_AWS_FAULT_RATE is set.
 
-Each kind is drawn at ``rate``:
+Each kind is drawn at ``rate`` (the door kinds at ``door_rate``, ``rate`` unless given):
 
 * **DynamoDB throttling.** A ``before-send`` hook on the handlers' DynamoDB client answers a request with
   the HTTP 400 ``ProvisionedThroughputExceededException`` that DynamoDB sends, so botocore's own retries
@@ -56,6 +56,7 @@ SUSTAINED_DIVISOR = 25
 MAX_REDELIVERY_DELAY_SECONDS = 8
 # A redelivered door event comes again 1 or 2 more times; a delayed one after up to this many seconds.
 MAX_DOOR_REPEATS = 2
+MIN_DOOR_DELAY_SECONDS = 1.0
 MAX_DOOR_DELAY_SECONDS = 4.0
 # The intake doors whose events are redelivered: door -> its count in KINDS.
 DOOR_KINDS = {"s3": "s3_notifications_redelivered", "eventbridge": "eventbridge_events_redelivered"}
@@ -163,12 +164,16 @@ class AwsFaults:
         *,
         functions: Mapping[str, str] | None = None,
         record_file: Path | None = None,
+        door_rate: float | None = None,
     ) -> None:
         """``functions``: function name -> short name, for the functions that may die half-way and whose
-        DynamoDB throttles may outlast botocore's retries."""
-        if not 0 <= rate <= 1:
-            raise ValueError(f"AWS fault rate must be within [0, 1], got {rate}")
+        DynamoDB throttles may outlast botocore's retries. ``door_rate``: the share of door events redelivered
+        and of API answers dropped (``rate`` when None)."""
+        for name, value in (("AWS fault rate", rate), ("door fault rate", door_rate)):
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
         self.rate = rate
+        self.door_rate = rate if door_rate is None else door_rate
         self.record_file = record_file
         self._functions = dict(functions or {})
         self._random = random.Random(seed)
@@ -232,10 +237,12 @@ class AwsFaults:
         if door not in DOOR_KINDS:
             raise ValueError(f"unknown door {door!r}")
         with self._lock:
-            if self._random.random() >= self.rate:
+            if self._random.random() >= self.door_rate:
                 return []
             return [
-                0.0 if self._random.random() < 0.5 else round(self._random.uniform(1.0, MAX_DOOR_DELAY_SECONDS), 2)
+                0.0
+                if self._random.random() < 0.5
+                else round(self._random.uniform(MIN_DOOR_DELAY_SECONDS, MAX_DOOR_DELAY_SECONDS), 2)
                 for _ in range(self._random.randint(1, MAX_DOOR_REPEATS))
             ]
 
@@ -245,7 +252,7 @@ class AwsFaults:
 
     def drop_response(self) -> bool:
         """Whether the front door drops the answer of the request it just ran (counted: the caller sees it)."""
-        if self._draw(self.rate):
+        if self._draw(self.door_rate):
             self._count("api_responses_dropped")
             return True
         return False

@@ -61,6 +61,9 @@ class LocalStackConfig:
     # aws_fault_file (JSON; a temporary file when None), named in info["aws_faults_file"].
     aws_fault_rate: float = 0.0
     aws_fault_seed: int | None = None
+    # The share of door events (S3 notifications, VideoRequested) redelivered and of API answers dropped, while
+    # AWS faults are on; None: aws_fault_rate.
+    aws_door_fault_rate: float | None = None
     aws_fault_file: Path | None = None
     log_level: str = "WARNING"
     queue_visibility_seconds: int = LOCAL_VISIBILITY_SECONDS
@@ -91,6 +94,8 @@ class LocalStackConfig:
             config.simulator_fault_seed = int(os.environ["VIDEOGEN_SIM_FAULT_SEED"])
         if os.environ.get("VIDEOGEN_AWS_FAULT_RATE"):
             config.aws_fault_rate = float(os.environ["VIDEOGEN_AWS_FAULT_RATE"])
+        if os.environ.get("VIDEOGEN_AWS_DOOR_FAULT_RATE"):
+            config.aws_door_fault_rate = float(os.environ["VIDEOGEN_AWS_DOOR_FAULT_RATE"])
         if os.environ.get("VIDEOGEN_AWS_FAULT_SEED"):
             config.aws_fault_seed = int(os.environ["VIDEOGEN_AWS_FAULT_SEED"])
         if os.environ.get("VIDEOGEN_AWS_FAULT_FILE"):
@@ -317,6 +322,7 @@ class LocalStack:
             self.info["metrics_file"] = str(self.config.metrics_file)
         if self._faults is not None:
             self.info["aws_fault_rate"] = self._faults.rate
+            self.info["aws_door_fault_rate"] = self._faults.door_rate
             self.info["aws_faults_file"] = str(self._faults.record_file)
         return self.info
 
@@ -404,11 +410,12 @@ class LocalStack:
             self.config.aws_fault_seed,
             functions={self.names.function(folder): folder for folder in CRASHING_FUNCTIONS},
             record_file=record_file,
+            door_rate=self.config.aws_door_fault_rate,
         )
         # The handlers' clients are cached per process (videogen.aws.client): hook the very ones they use.
         faults.install({service: client(service) for service in HANDLER_SERVICES})
         patches.AWS_FAULTS = faults
-        log.warning("AWS faults on: rate %s, counts in %s", faults.rate, record_file)
+        log.warning("AWS faults on: rate %s (doors %s), counts in %s", faults.rate, faults.door_rate, record_file)
         return faults
 
     def _set_env(self, values: dict[str, str]) -> None:
