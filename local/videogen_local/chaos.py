@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -173,6 +174,7 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float, do
 
     latencies: list[float] = []
     api_transport_errors = Counter[str]()
+    tally = threading.Lock()  # the callers' threads add to both
 
     def body(request: Request) -> dict[str, Any]:
         return {
@@ -196,9 +198,11 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float, do
                     timeout=60,
                 )
             except httpx.TransportError as exc:  # no answer: the request may or may not have become a job
-                api_transport_errors[type(exc).__name__] += 1
+                with tally:
+                    api_transport_errors[type(exc).__name__] += 1
                 continue
-            latencies.append(time.perf_counter() - started)
+            with tally:
+                latencies.append(time.perf_counter() - started)
             return str(response.json()["id"]) if response.status_code == 202 else None
         return None
 
