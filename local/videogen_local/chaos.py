@@ -4,11 +4,21 @@ failed / cancelled / expired jobs) and, with ``--aws-fault-rate``, AWS fails too
 DynamoDB throttling, SQS messages delivered twice, submit / poll / download / publish dying half-way). The
 figures show whether every job still ends exactly once.
 
+The jobs come through the three intake doors in turn (``--doors``): ``POST /videos`` with an
+``Idempotency-Key`` of its own per logical request (retried with the same key after a dropped answer or a
+time-out), an S3 object ``requests/chaos-<run>-<i>.json`` (job id from its ``.job.json`` receipt) and a
+``VideoRequested`` event on the bus (job found in the jobs table by its prompt, unique per request). With
+``--aws-fault-rate`` the doors deliver at least once: S3 notifications and events reach the intake functions
+2-3 times, and the front door drops answers after the api function ran. Every logical request must still
+end with exactly one job.
+
 Pass criteria (``passed`` in the figures, see ``_passed``): every accepted job has exactly one terminal
 status and exactly one result event that agrees with it, the simulator saw no duplicate submission, every
-completed job's S3 object decodes and matches the sha256 of the video the simulator rendered, and no
-multipart upload is left. The one tolerated repeat: a job whose event the outbox relay sent and was killed
-before recording (counted by the fault injector) may see that same event again.
+completed job's S3 object decodes and matches the sha256 of the video the simulator rendered, no
+multipart upload is left, every logical request has exactly one job record (``duplicate_jobs`` 0) and
+every S3 request's receipt names that job (``receipts_with_wrong_id`` 0). The one tolerated repeat: a job
+whose event the outbox relay sent and was killed before recording (counted by the fault injector) may see
+that same event again.
 """
 
 from __future__ import annotations
@@ -19,10 +29,13 @@ import hashlib
 import io
 import json
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +46,10 @@ from videogen_local.localmode.process import local_serve, stack_client
 TERMINAL = {"completed", "failed", "cancelled", "expired", "timed_out"}
 RESULT_EVENTS = ("VideoCompleted", "VideoFailed")
 SETTLE_POLLS = 3  # quiet seconds after the last job's event: a duplicate published late is still counted
+DOORS = ("api", "s3", "eventbridge")
+API_ATTEMPTS = 5  # a POST /videos without an answer is sent again, with the same Idempotency-Key
+API_BACKOFF_SECONDS = 0.2  # doubled after each attempt
+RECEIPT_WAIT_SECONDS = 60  # for an S3 request's receipt, or an EventBridge request's job record
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,16 +59,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--aws-fault-rate",
         type=float,
         default=0.0,
-        help="share of DynamoDB requests throttled, submit batches delivered twice, invocations dying half-way",
+        help="share of DynamoDB requests throttled, submit batches and door events delivered again, API answers "
+        "dropped, invocations dying half-way",
+    )
+    parser.add_argument(
+        "--door-fault-rate",
+        type=float,
+        default=None,
+        help="with --aws-fault-rate: share of S3 notifications and VideoRequested events delivered 2-3 times and "
+        "of POST /videos answers dropped (default: the AWS fault rate)",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=8, help="parallel callers submitting jobs")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for every job to end")
+    parser.add_argument(
+        "--doors",
+        default=",".join(DOORS),
+        help="the intake doors the jobs come through, in turn (comma-separated: api, s3, eventbridge)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    doors = tuple(door.strip() for door in args.doors.split(",") if door.strip())
+    unknown = set(doors) - set(DOORS)
+    if unknown or not doors:
+        raise SystemExit(f"--doors: expected some of {', '.join(DOORS)}, got {args.doors!r}")
     figures = run_chaos(
-        args.jobs, args.fault_rate, args.seed, args.concurrency, args.timeout, aws_fault_rate=args.aws_fault_rate
+        args.jobs,
+        args.fault_rate,
+        args.seed,
+        args.concurrency,
+        args.timeout,
+        aws_fault_rate=args.aws_fault_rate,
+        door_fault_rate=args.door_fault_rate,
+        doors=doors,
     )
     print(json.dumps(figures, indent=2))
     return 0 if figures["passed"] else 1
@@ -72,7 +113,11 @@ def run_chaos(
     timeout: float = 900,
     *,
     aws_fault_rate: float = 0.0,
+    door_fault_rate: float | None = None,
+    doors: Sequence[str] = DOORS,
 ) -> dict[str, Any]:
+    """``door_fault_rate`` (only with ``aws_fault_rate``): the doors' redeliveries and dropped answers; None:
+    ``aws_fault_rate``."""
     env = {
         "VIDEOGEN_SIM_FAULT_RATE": str(fault_rate),
         "VIDEOGEN_SIM_FAULT_SEED": str(seed),
@@ -90,10 +135,12 @@ def run_chaos(
             env["VIDEOGEN_AWS_FAULT_RATE"] = str(aws_fault_rate)
             env["VIDEOGEN_AWS_FAULT_SEED"] = str(seed)
             env["VIDEOGEN_AWS_FAULT_FILE"] = str(aws_faults_file)
+            if door_fault_rate is not None:
+                env["VIDEOGEN_AWS_DOOR_FAULT_RATE"] = str(door_fault_rate)
         serve_args = ("--poll-interval", "0", "--max-polls", "20")
         log = Path(scratch) / "serve.log"
         with local_serve(log, *serve_args, env=env) as (info, _):
-            figures = _drive(info, jobs, concurrency, timeout)
+            figures = _drive(info, jobs, concurrency, timeout, doors)
         # Rewritten after every injection; read once serve has stopped, when no more can come.
         figures["aws_faults_injected"] = json.loads(aws_faults_file.read_text()) if aws_fault_rate else {}
         figures["lambda_invocations"] = _invocations_by_function(log.with_name(f"{log.stem}.metrics.jsonl"))
@@ -106,65 +153,146 @@ def run_chaos(
             figures["serve_log"] = str(kept)
     figures["fault_rate"] = fault_rate
     figures["aws_fault_rate"] = aws_fault_rate
+    figures["door_fault_rate"] = (
+        (aws_fault_rate if door_fault_rate is None else door_fault_rate) if aws_fault_rate else 0.0
+    )
     figures["seed"] = seed
+    figures["doors"] = list(doors)
     figures["wall_seconds"] = round(time.monotonic() - started, 1)
     return figures
 
 
-def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) -> dict[str, Any]:
+def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float, doors: Sequence[str]) -> dict[str, Any]:
     def aws(service: str) -> Any:
         return stack_client(info, service)
 
     run_id = uuid.uuid4().hex[:8]
     reference = reference_data_url()
+    s3, events, dynamodb, sqs = aws("s3"), aws("events"), aws("dynamodb"), aws("sqs")
+    # One logical request a job, each with a prompt of its own: the jobs of a request are found by its prompt.
+    requests = [Request(index, doors[index % len(doors)], f"chaos {run_id} job {index}") for index in range(jobs)]
 
     latencies: list[float] = []
+    api_transport_errors = Counter[str]()
+    tally = threading.Lock()  # the callers' threads add to both
 
-    def submit(index: int) -> str | None:
-        body = {
-            "prompt": f"chaos {run_id} job {index}",
+    def body(request: Request) -> dict[str, Any]:
+        return {
+            "prompt": request.prompt,
             "duration": 4,
             "resolution": "480p",
             "input_references": [{"type": "image_url", "image_url": {"url": reference}}],
         }
+
+    def through_api(request: Request) -> str | None:
+        """POST /videos; a dropped answer or a time-out is retried with the same Idempotency-Key."""
         started = time.perf_counter()
-        response = httpx.post(f"{info['api_url']}/videos", json=body, timeout=60)
-        latencies.append(time.perf_counter() - started)
-        return str(response.json()["id"]) if response.status_code == 202 else None
+        for attempt in range(API_ATTEMPTS):
+            if attempt:
+                time.sleep(API_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            try:
+                response = httpx.post(
+                    f"{info['api_url']}/videos",
+                    json=body(request),
+                    headers={"Idempotency-Key": f"chaos-{run_id}-{request.index}"},
+                    timeout=60,
+                )
+            except httpx.TransportError as exc:  # no answer: the request may or may not have become a job
+                with tally:
+                    api_transport_errors[type(exc).__name__] += 1
+                continue
+            with tally:
+                latencies.append(time.perf_counter() - started)
+            return str(response.json()["id"]) if response.status_code == 202 else None
+        return None
+
+    def through_s3(request: Request) -> str | None:
+        """requests/chaos-<run>-<i>.json; the job id is in the receipt requests/chaos-<run>-<i>.job.json."""
+        s3.put_object(
+            Bucket=info["bucket"],
+            Key=request.s3_key(run_id),
+            Body=json.dumps(body(request)).encode(),
+            ContentType="application/json",
+        )
+        deadline = time.monotonic() + RECEIPT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            receipt = _receipt(s3, info["bucket"], request.s3_key(run_id), ".job.json")
+            if receipt is not None:
+                return str(receipt["id"])
+            if _receipt(s3, info["bucket"], request.s3_key(run_id), ".error.json") is not None:
+                return None
+            time.sleep(0.2)
+        return None
+
+    def through_eventbridge(request: Request) -> None:
+        """A VideoRequested event on the bus; its job is found in the jobs table by the prompt."""
+        entry = {
+            "Source": "com.example.chaos",
+            "DetailType": "VideoRequested",
+            "Detail": json.dumps(body(request)),
+            "EventBusName": info["event_bus"],
+        }
+        answer = events.put_events(Entries=[entry])
+        if answer.get("FailedEntryCount"):
+            raise RuntimeError(f"PutEvents refused the request of job {request.index}: {answer['Entries']}")
+
+    def submit(request: Request) -> None:
+        if request.door == "api":
+            request.job_id = through_api(request)
+        elif request.door == "s3":
+            request.job_id = through_s3(request)
+        else:
+            through_eventbridge(request)
 
     submitting = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        accepted = [job_id for job_id in pool.map(submit, range(jobs)) if job_id]
+        list(pool.map(submit, requests))
     submit_seconds = time.perf_counter() - submitting
 
-    dynamodb, sqs = aws("dynamodb"), aws("sqs")
+    def scan() -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for page in dynamodb.get_paginator("scan").paginate(TableName=info["jobs_table"], ConsistentRead=True):
+            for item in page["Items"]:
+                found[item["id"]["S"]] = item
+        return found
+
+    # The EventBridge requests' jobs: the first job of each prompt (by creation), once there is one for each.
+    by_event = [r for r in requests if r.door == "eventbridge"]
+    deadline = time.monotonic() + RECEIPT_WAIT_SECONDS
+    while by_event:
+        first = _first_job_by_prompt(scan())
+        for request in by_event:
+            request.job_id = first.get(request.prompt)
+        if all(r.job_id for r in by_event) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    accepted = [r.job_id for r in requests if r.job_id]
+
     deadline = time.monotonic() + timeout
     records: dict[str, dict[str, Any]] = {}
-    events: list[dict[str, Any]] = []
+    events_seen: list[dict[str, Any]] = []
     while True:
         # A job's result event follows its terminal write; wait for both, or a fast check counts an event
         # still on its way as missing.
-        events += _drain(sqs, info["results_queue_url"], quiet_polls=0)
-        records = {}
-        for page in dynamodb.get_paginator("scan").paginate(TableName=info["jobs_table"], ConsistentRead=True):
-            for item in page["Items"]:
-                records[item["id"]["S"]] = item
+        events_seen += _drain(sqs, info["results_queue_url"], quiet_polls=0)
+        records = scan()
         pending = [j for j in accepted if records.get(j, {}).get("status", {}).get("S") not in TERMINAL]
-        with_event = {e["detail"]["job_id"] for e in events if e["detail-type"] in RESULT_EVENTS}
+        with_event = {e["detail"]["job_id"] for e in events_seen if e["detail-type"] in RESULT_EVENTS}
         if (not pending and with_event.issuperset(accepted)) or time.monotonic() > deadline:
             break
         time.sleep(1)
-    events += _drain(sqs, info["results_queue_url"], quiet_polls=SETTLE_POLLS)  # late duplicates count too
+    events_seen += _drain(sqs, info["results_queue_url"], quiet_polls=SETTLE_POLLS)  # late duplicates count too
+    records = scan()  # after the settle time: a late redelivery's job counts too
 
-    result_events = Counter(e["detail"]["job_id"] for e in events if e["detail-type"] in RESULT_EVENTS)
+    result_events = Counter(e["detail"]["job_id"] for e in events_seen if e["detail-type"] in RESULT_EVENTS)
     statuses: dict[str, set[str]] = {}
-    for e in events:
+    for e in events_seen:
         if e["detail-type"] in RESULT_EVENTS:
             statuses.setdefault(e["detail"]["job_id"], set()).add(e["detail"]["status"])
     stats = httpx.get(f"{info['openrouter_base_url']}/_sim/stats", timeout=30).json()
     outcomes = Counter(records[j]["status"]["S"] if j in records else "missing" for j in accepted)
-    verified, mismatched = _verify_videos(aws("s3"), info["bucket"], accepted, records, stats)
-    leftovers = aws("s3").list_multipart_uploads(Bucket=info["bucket"]).get("Uploads", [])
+    verified, mismatched = _verify_videos(s3, info["bucket"], accepted, records, stats)
+    leftovers = s3.list_multipart_uploads(Bucket=info["bucket"]).get("Uploads", [])
     figures = {
         "jobs": jobs,
         "accepted": len(accepted),
@@ -179,10 +307,11 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) ->
         "jobs_with_conflicting_events": sum(1 for seen in statuses.values() if len(seen) > 1),
         "events_disagreeing_with_job": sum(
             1
-            for e in events
+            for e in events_seen
             if e["detail-type"] in RESULT_EVENTS
             and records.get(e["detail"]["job_id"], {}).get("status", {}).get("S") != e["detail"]["status"]
         ),
+        **_door_figures(requests, records, s3, info["bucket"], run_id),
         "openrouter_submissions": stats["submissions"],
         "duplicate_submissions": stats["duplicate_submissions"],
         "duplicated_prompts": stats["duplicated_prompts"],
@@ -193,9 +322,13 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) ->
         "incomplete_multipart_uploads": len(leftovers),
         "api": {
             "concurrency": concurrency,
+            "requests": sum(1 for r in requests if r.door == "api"),
+            # Over every door: what the callers got accepted per second, all doors together.
             "accepted_per_second": round(len(accepted) / submit_seconds, 1),
             "post_videos_ms_p50": round(_percentile(latencies, 50) * 1000, 1),
             "post_videos_ms_p99": round(_percentile(latencies, 99) * 1000, 1),
+            # Requests without an answer (a dropped response, a time-out), each retried with its Idempotency-Key.
+            "transport_errors": dict(sorted(api_transport_errors.items())),
         },
         "jobs_per_second": _jobs_per_second(records, accepted),
         "failure_reasons": dict(
@@ -210,12 +343,83 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float) ->
     return figures
 
 
+@dataclass
+class Request:
+    """One logical request, sent through one door (retries and redeliveries included: still this one)."""
+
+    index: int
+    door: str
+    prompt: str
+    job_id: str | None = None  # as its caller learned it: the 202's id, the receipt's, the table's first
+
+    def s3_key(self, run_id: str) -> str:
+        return f"requests/chaos-{run_id}-{self.index}.json"
+
+
+def _receipt(s3: Any, bucket: str, request_key: str, suffix: str) -> dict[str, Any] | None:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=request_key.removesuffix(".json") + suffix)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    receipt: dict[str, Any] = json.loads(body)
+    return receipt
+
+
+def _prompt(record: dict[str, Any]) -> str | None:
+    prompt = record.get("request", {}).get("M", {}).get("prompt", {}).get("S")
+    return str(prompt) if prompt is not None else None
+
+
+def _first_job_by_prompt(records: dict[str, dict[str, Any]]) -> dict[str, str]:
+    first: dict[str, str] = {}
+    for job_id, record in sorted(records.items(), key=lambda item: (item[1]["created_at"]["S"], item[0])):
+        prompt = _prompt(record)
+        if prompt is not None:
+            first.setdefault(prompt, job_id)
+    return first
+
+
+def _door_figures(
+    requests: list[Request], records: dict[str, dict[str, Any]], s3: Any, bucket: str, run_id: str
+) -> dict[str, Any]:
+    """Jobs per logical request (one each, whatever was redelivered or retried), and the S3 receipts."""
+    jobs_of: dict[str, list[str]] = {}
+    for job_id, record in records.items():
+        prompt = _prompt(record)
+        if prompt is not None:
+            jobs_of.setdefault(prompt, []).append(job_id)
+    duplicates = Counter[str]()
+    for request in requests:
+        duplicates[request.door] += max(0, len(jobs_of.get(request.prompt, [])) - 1)
+    # An S3 request's receipt (read now, after every redelivery) must name the one job of its prompt: a
+    # receipt missing, or one where the prompt has several jobs or another one, is wrong.
+    wrong_receipts = 0
+    for request in requests:
+        if request.door != "s3":
+            continue
+        receipt = _receipt(s3, bucket, request.s3_key(run_id), ".job.json")
+        if receipt is None or jobs_of.get(request.prompt, []) != [receipt.get("id")]:
+            wrong_receipts += 1
+    return {
+        "requests_by_door": dict(sorted(Counter(r.door for r in requests).items())),
+        "job_records": len(records),
+        # Job records beyond the first of each logical request (a redelivery or a retry that made a new job).
+        "duplicate_jobs": sum(duplicates.values()),
+        "duplicate_jobs_by_door": {door: duplicates[door] for door in sorted({r.door for r in requests})},
+        "requests_with_one_job": sum(1 for r in requests if len(jobs_of.get(r.prompt, [])) == 1),
+        "requests_without_job": sum(1 for r in requests if not jobs_of.get(r.prompt)),
+        "receipts_with_wrong_id": wrong_receipts,
+    }
+
+
 def _passed(figures: dict[str, Any]) -> bool:
     """Every job: one terminal status, its event, no second submission, its video verified, nothing left
     over. One result event per job, with one exception that is injected on purpose: the outbox relay killed
     after PutEvents and before recording it sends that job's event again on the stream's retry (EventBridge
     has no idempotent PutEvents). Such a repeat has the same idempotency_key, so it is allowed for at most
-    as many jobs as those deaths, never otherwise, and never with another status."""
+    as many jobs as those deaths, never otherwise, and never with another status. At the doors, no repeat
+    at all: each logical request one job record, whatever was redelivered or retried, and each S3 receipt
+    naming it."""
     repeats_allowed = figures.get("aws_faults_injected", {}).get("events_sent_unrecorded", 0)
     return bool(
         figures["accepted_all"]
@@ -227,6 +431,9 @@ def _passed(figures: dict[str, Any]) -> bool:
         and figures["duplicate_submissions"] == 0
         and not figures["completed_videos_mismatched"]
         and figures["incomplete_multipart_uploads"] == 0
+        and figures["duplicate_jobs"] == 0
+        and figures["requests_with_one_job"] == figures["jobs"]
+        and figures["receipts_with_wrong_id"] == 0
     )
 
 

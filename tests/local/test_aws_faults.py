@@ -1,10 +1,13 @@
 """The AWS-side faults of chaos runs (localmode/aws_faults.py), against moto in server mode: DynamoDB
 throttles that botocore really retries, deaths half-way that no ``except Exception`` can catch and after
-which nothing more reaches AWS, at-least-once SQS delivery in the poller, and the counts chaos prints."""
+which nothing more reaches AWS, at-least-once SQS delivery in the poller, at-least-once delivery at the
+intake doors (S3 notifications, EventBridge events) and dropped API answers, and the counts chaos prints."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +15,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bench.harness import TABLE, Aws, moto_server
 from videogen_local.localmode import aws_faults, patches
+from videogen_local.localmode.async_invoke import AsyncInvoker
 from videogen_local.localmode.aws_faults import DEATHS, THROTTLE_CODE, AwsFaults, FunctionCrash
+from videogen_local.localmode.front_door import FrontDoor
 from videogen_local.localmode.sqs_poller import SqsPoller
 from videogen_local.localmode.stack import LocalStackConfig
 
@@ -316,6 +322,177 @@ def test_no_faults_no_extra_deliveries(aws: Aws) -> None:
     assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
 
 
+# --- the intake doors: at-least-once delivery, dropped answers ----------------------------------------
+
+
+class AsyncLambda:
+    """Stands in for the Lambda client of AsyncInvoker: records each payload as sent, answers from ``answers``
+    (then success)."""
+
+    def __init__(self, *answers: dict[str, Any]) -> None:
+        self.payloads: list[bytes] = []
+        self._answers = list(answers)
+        self._lock = threading.Lock()
+
+    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
+        with self._lock:
+            self.payloads.append(Payload)
+            answer = self._answers.pop(0) if self._answers else {"ok": True}
+        response: dict[str, Any] = {"Payload": _Payload(json.dumps(answer).encode())}
+        if "errorType" in answer:
+            response["FunctionError"] = "Unhandled"
+        return response
+
+    def count(self, payload: bytes) -> int:
+        with self._lock:
+            return self.payloads.count(payload)
+
+
+def s3_event(key: str) -> dict[str, Any]:
+    obj = {"key": key, "size": 2, "eTag": uuid.uuid4().hex, "versionId": "v1", "sequencer": uuid.uuid4().hex[:16]}
+    return {"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "b"}, "object": obj}}]}
+
+
+def wait_for(condition: Any, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def short_door_delays(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aws_faults, "MIN_DOOR_DELAY_SECONDS", 0.05)
+    monkeypatch.setattr(aws_faults, "MAX_DOOR_DELAY_SECONDS", 0.2)
+
+
+def test_door_events_are_delivered_again_identical_now_or_later_and_counted(short_door_delays: None) -> None:
+    faults = AwsFaults(1.0, seed=4)
+    lam = AsyncLambda()
+    invoker = AsyncInvoker(lam, sqs=None, faults=faults, doors={"s-intake_s3": "s3", "s-intake_event": "eventbridge"})
+    invoker.start()
+    try:
+        s3_payloads, at_once = [], []
+        for index in range(12):
+            event = s3_event(f"requests/{index}.json")
+            invoker("arn:aws:lambda:us-east-1:123456789012:function:s-intake_s3", event)
+            payload = json.dumps(event).encode()
+            s3_payloads.append(payload)
+            at_once.append(lam.count(payload))  # the first delivery and the immediate repeats ran inline
+        bus_event = {"id": str(uuid.uuid4()), "detail-type": "VideoRequested", "source": "acme", "detail": {"n": 1}}
+        for _ in range(6):
+            bus_event = {**bus_event, "id": str(uuid.uuid4())}
+            invoker("s-intake_event", bus_event)
+        bus_payloads = [p for p in lam.payloads if b"VideoRequested" in p]
+        # Each event 2-3 times in all, byte for byte (same sequencer / eTag / versionId, same id).
+        wait_for(lambda: all(lam.count(p) >= 2 for p in s3_payloads + bus_payloads) and not invoker._pending)
+        time.sleep(0.3)
+    finally:
+        invoker.stop()
+    s3_deliveries = [lam.count(p) for p in s3_payloads]
+    bus_deliveries = [lam.count(p) for p in set(lam.payloads) if b"VideoRequested" in p]
+    assert set(s3_deliveries) <= {2, 3} and set(bus_deliveries) <= {2, 3} and len(bus_deliveries) == 6
+    assert 3 in s3_deliveries + bus_deliveries
+    # Some repeats came at once (before the put returned), some only later.
+    assert any(n > 1 for n in at_once) and any(n < total for n, total in zip(at_once, s3_deliveries, strict=True))
+    counts = faults.counts()
+    assert counts["s3_notifications_redelivered"] == sum(s3_deliveries) - 12
+    assert counts["eventbridge_events_redelivered"] == sum(bus_deliveries) - 6
+    assert (
+        len(lam.payloads) == 12 + 6 + counts["s3_notifications_redelivered"] + counts["eventbridge_events_redelivered"]
+    )
+
+
+def test_a_redelivered_event_has_its_own_retries_and_the_first_delivery_keeps_its_own(short_door_delays: None) -> None:
+    faults = AwsFaults(1.0, seed=2)
+    faults.door_redeliveries = lambda door: [0.0]  # type: ignore[method-assign]  # exactly one repeat, at once
+    failure = {"errorType": "Sandbox.Timedout", "errorMessage": "dead"}
+    lam = AsyncLambda(failure, failure)  # the first delivery and the repeat both fail once
+    invoker = AsyncInvoker(lam, sqs=None, faults=faults, doors={"s-intake_s3": "s3"}, retry_delay_seconds=0.05)
+    invoker.start()
+    try:
+        invoker("s-intake_s3", s3_event("requests/r.json"))
+        wait_for(lambda: len(lam.payloads) == 4)
+        time.sleep(0.2)
+    finally:
+        invoker.stop()
+    assert len(lam.payloads) == 4 and len(set(lam.payloads)) == 1  # 2 deliveries x (fail, retry)
+    assert faults.counts()["s3_notifications_redelivered"] == 1
+
+
+def test_only_the_doors_and_only_with_faults_on(short_door_delays: None) -> None:
+    lam = AsyncLambda()
+    faults = AwsFaults(1.0, seed=1)
+    for invoker in (
+        AsyncInvoker(lam, sqs=None, faults=faults, doors={"s-intake_s3": "s3"}),  # not a door: the fail function
+        AsyncInvoker(lam, sqs=None, faults=AwsFaults(0.0), doors={"s-fail": "eventbridge"}),  # faults off
+        AsyncInvoker(lam, sqs=None, doors={"s-fail": "eventbridge"}),  # no faults at all
+    ):
+        invoker.start()
+        invoker("s-fail", {"id": str(uuid.uuid4())})
+        time.sleep(0.3)
+        invoker.stop()
+    assert len(lam.payloads) == 3 and len(set(lam.payloads)) == 3
+    assert faults.counts()["eventbridge_events_redelivered"] == faults.counts()["s3_notifications_redelivered"] == 0
+
+
+def test_a_redelivery_due_after_the_stack_stopped_is_neither_made_nor_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    faults = AwsFaults(1.0, seed=1)
+    faults.door_redeliveries = lambda door: [30.0]  # type: ignore[method-assign]
+    lam = AsyncLambda()
+    invoker = AsyncInvoker(lam, sqs=None, faults=faults, doors={"s-intake_event": "eventbridge"})
+    invoker.start()
+    invoker("s-intake_event", {"id": "e-1"})
+    invoker.stop()
+    assert len(lam.payloads) == 1 and faults.counts()["eventbridge_events_redelivered"] == 0
+
+
+class CountingLambda:
+    """Stands in for the api function: answers 202 and counts the invocations."""
+
+    def __init__(self) -> None:
+        self.invocations = 0
+        self._lock = threading.Lock()
+
+    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
+        with self._lock:
+            self.invocations += 1
+        answer = {"statusCode": 202, "headers": {"Content-Type": "application/json"}, "body": '{"id": "j"}'}
+        return {"Payload": _Payload(json.dumps(answer).encode())}
+
+
+def test_the_front_door_runs_the_function_then_drops_the_answer() -> None:
+    faults = AwsFaults(0.5, seed=9)
+    lam = CountingLambda()
+    door = FrontDoor(lam, "s-api", faults=faults)
+    door.start()
+    try:
+        answered, dropped = 0, 0
+        for _ in range(30):
+            try:
+                response = httpx.post(f"{door.url}/videos", json={"prompt": "p"}, timeout=10)
+            except httpx.TransportError as exc:
+                assert isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError), exc
+                dropped += 1
+                continue
+            assert response.status_code == 202 and response.json() == {"id": "j"}
+            answered += 1
+    finally:
+        door.stop()
+    assert lam.invocations == 30  # the function ran every time, answered or not
+    assert faults.counts()["api_responses_dropped"] == dropped and 0 < dropped < 30 and answered == 30 - dropped
+
+
+def test_no_faults_no_dropped_answers() -> None:
+    lam = CountingLambda()
+    door = FrontDoor(lam, "s-api", faults=AwsFaults(0.0))
+    door.start()
+    try:
+        assert all(httpx.post(f"{door.url}/videos", json={}, timeout=10).status_code == 202 for _ in range(5))
+    finally:
+        door.stop()
+
+
 # --- configuration -----------------------------------------------------------------------------------
 
 
@@ -327,6 +504,9 @@ def test_counts_name_every_kind_and_each_crashing_function(tmp_path: Path) -> No
         "sqs_duplicate_batches": 0,
         "sqs_redeliveries": 0,
         "events_sent_unrecorded": 0,
+        "s3_notifications_redelivered": 0,
+        "eventbridge_events_redelivered": 0,
+        "api_responses_dropped": 0,
         "poll_crashes": 0,
         "submit_crashes": 0,
     }
@@ -345,3 +525,8 @@ def test_local_serve_reads_the_fault_settings_from_its_environment(
     monkeypatch.setenv("VIDEOGEN_AWS_FAULT_FILE", str(tmp_path / "counts.json"))
     config = LocalStackConfig.from_env()
     assert (config.aws_fault_rate, config.aws_fault_seed, config.aws_fault_file) == (0.1, 7, tmp_path / "counts.json")
+    assert config.aws_door_fault_rate is None and AwsFaults(0.1).door_rate == 0.1  # the doors: the AWS rate
+    monkeypatch.setenv("VIDEOGEN_AWS_DOOR_FAULT_RATE", "0.3")
+    assert LocalStackConfig.from_env().aws_door_fault_rate == 0.3 and AwsFaults(0.1, door_rate=0.3).door_rate == 0.3
+    with pytest.raises(ValueError):
+        AwsFaults(0.1, door_rate=2.0)

@@ -1,6 +1,6 @@
 """AWS-side faults for `videogen local serve` (chaos runs); off unless VIDEOGEN_AWS_FAULT_RATE is set.
 
-Each kind is drawn at ``rate``:
+Each kind is drawn at ``rate`` (the door kinds at ``door_rate``, ``rate`` unless given):
 
 * **DynamoDB throttling.** A ``before-send`` hook on the handlers' DynamoDB client answers a request with
   the HTTP 400 ``ProvisionedThroughputExceededException`` that DynamoDB sends, so botocore's own retries
@@ -11,6 +11,13 @@ Each kind is drawn at ``rate``:
 * **Duplicate SQS delivery** (SQS delivers at least once): the poller invokes submit with the same batch
   a second time (``duplicate_batch``), or sends a processed message again after a few seconds
   (``redelivery_delay``).
+* **Redelivery at the intake doors** (S3 notifications and EventBridge targets are asynchronous invocations,
+  delivered at least once, and Lambda may repeat an async invocation that succeeded): the same event, identical
+  payload (S3's ``sequencer``/``eTag``/``versionId``, EventBridge's ``id``), reaches intake_s3 / intake_event 2-3
+  times, now or a few seconds later (``door_redeliveries``; performed by async_invoke.AsyncInvoker, which counts
+  each one it made with ``redelivered``).
+* **A dropped API response**: the front door runs the api function, then closes the connection without
+  answering (``drop_response``), as when API Gateway's connection to the caller breaks; the caller retries.
 * **A function dying half-way** (a Lambda time-out or an out-of-memory kill): an invocation of one of
   ``functions`` is aborted at a random point among its AWS calls, before a request is sent or after its
   answer came back, by raising ``FunctionCrash``. It is a BaseException, so no ``except Exception`` handles
@@ -47,6 +54,12 @@ HANDLER_SERVICES = ("dynamodb", "s3", "sqs", "events", "stepfunctions")
 CRASHING_FUNCTIONS = ("submit", "poll", "download", "publish")
 SUSTAINED_DIVISOR = 25
 MAX_REDELIVERY_DELAY_SECONDS = 8
+# A redelivered door event comes again 1 or 2 more times; a delayed one after up to this many seconds.
+MAX_DOOR_REPEATS = 2
+MIN_DOOR_DELAY_SECONDS = 1.0
+MAX_DOOR_DELAY_SECONDS = 4.0
+# The intake doors whose events are redelivered: door -> its count in KINDS.
+DOOR_KINDS = {"s3": "s3_notifications_redelivered", "eventbridge": "eventbridge_events_redelivered"}
 # Before an invocation of a function has been seen to the end, its crash point is drawn among this many.
 DEFAULT_CRASH_POINTS = 6
 THROTTLE_CODE = "ProvisionedThroughputExceededException"
@@ -67,13 +80,17 @@ DEATHS = (
 # submit batches invoked twice; processed submit messages sent again; events (PutEvents answered) that an
 # invocation of a crashing function sent and did not follow with an answered DynamoDB write before it ended
 # (died, or failed on an injected fault): for the outbox relay, the window in which the event is out but not
-# recorded, the one way a result event can be sent twice.
+# recorded, the one way a result event can be sent twice; door events delivered once more (each extra delivery
+# made, not planned: one due after the stack stopped is not counted); API responses dropped after the function ran.
 KINDS = (
     "dynamodb_throttles",
     "dynamodb_throttles_past_retries",
     "sqs_duplicate_batches",
     "sqs_redeliveries",
     "events_sent_unrecorded",
+    "s3_notifications_redelivered",
+    "eventbridge_events_redelivered",
+    "api_responses_dropped",
 )
 
 
@@ -147,12 +164,16 @@ class AwsFaults:
         *,
         functions: Mapping[str, str] | None = None,
         record_file: Path | None = None,
+        door_rate: float | None = None,
     ) -> None:
         """``functions``: function name -> short name, for the functions that may die half-way and whose
-        DynamoDB throttles may outlast botocore's retries."""
-        if not 0 <= rate <= 1:
-            raise ValueError(f"AWS fault rate must be within [0, 1], got {rate}")
+        DynamoDB throttles may outlast botocore's retries. ``door_rate``: the share of door events redelivered
+        and of API answers dropped (``rate`` when None)."""
+        for name, value in (("AWS fault rate", rate), ("door fault rate", door_rate)):
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
         self.rate = rate
+        self.door_rate = rate if door_rate is None else door_rate
         self.record_file = record_file
         self._functions = dict(functions or {})
         self._random = random.Random(seed)
@@ -207,6 +228,34 @@ class AwsFaults:
             delay = self._random.randint(0, MAX_REDELIVERY_DELAY_SECONDS)
         self._count("sqs_redeliveries")
         return delay
+
+    # --- the intake doors: at-least-once delivery, dropped answers ----------------------------------------
+
+    def door_redeliveries(self, door: str) -> list[float]:
+        """The extra deliveries of one event at ``door`` ("s3", "eventbridge"): each one's delay in seconds
+        (0: right after the first), usually none. Not counted here: see ``redelivered``."""
+        if door not in DOOR_KINDS:
+            raise ValueError(f"unknown door {door!r}")
+        with self._lock:
+            if self._random.random() >= self.door_rate:
+                return []
+            return [
+                0.0
+                if self._random.random() < 0.5
+                else round(self._random.uniform(MIN_DOOR_DELAY_SECONDS, MAX_DOOR_DELAY_SECONDS), 2)
+                for _ in range(self._random.randint(1, MAX_DOOR_REPEATS))
+            ]
+
+    def redelivered(self, door: str) -> None:
+        """One extra delivery at ``door`` was made (the event was handed to the function again)."""
+        self._count(DOOR_KINDS[door])
+
+    def drop_response(self) -> bool:
+        """Whether the front door drops the answer of the request it just ran (counted: the caller sees it)."""
+        if self._draw(self.door_rate):
+            self._count("api_responses_dropped")
+            return True
+        return False
 
     # --- functions dying half-way ----------------------------------------------------------------------
 

@@ -3,7 +3,10 @@
 Each HTTP request becomes an API Gateway REST proxy event, the ``api`` function is invoked through
 moto's Lambda API (as API Gateway invokes it), and the proxy response is written back. The caller's
 identity, which API Gateway takes from the SigV4 signature, comes from the signing key when the request
-is signed (iam_identity.py), else from the X-Videogen-Caller header.
+is signed (iam_identity.py), else from the X-Videogen-Caller header. The OpenRouter-compatible routes go
+through the key authorizer first (authorizer.py). With AWS faults on (chaos runs), a share of the answers
+is dropped after the function ran: the connection is closed without a response
+(aws_faults.AwsFaults.drop_response), and the caller has to retry.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from videogen_local.localmode import metrics
 from videogen_local.localmode.authorizer import LocalAuthorizer
 from videogen_local.localmode.iam_identity import InvalidSignature, SigV4Identities
+
+if TYPE_CHECKING:
+    from videogen_local.localmode.aws_faults import AwsFaults
 
 MAX_BODY_BYTES = 1024 * 1024
 STAGE = "v1"
@@ -124,9 +130,12 @@ class FrontDoor:
         api_name: str | None = None,
         identities: SigV4Identities | None = None,
         authorizer: LocalAuthorizer | None = None,
+        faults: AwsFaults | None = None,
     ) -> None:
         """``api_name``: the API's name in the template, the dimension of its local AWS/ApiGateway metrics.
-        ``identities``: who signed a signed request (without it, only X-Videogen-Caller names the caller)."""
+        ``identities``: who signed a signed request (without it, only X-Videogen-Caller names the caller).
+        ``authorizer``: the key authorizer of the compatible routes. ``faults``: drops a share of the
+        answers after the function ran."""
         door = self
         self.identities = identities
         self.authorizer = authorizer
@@ -177,6 +186,10 @@ class FrontDoor:
                 )
                 status, response_headers, text = door.invoke(event)
                 door.record(status, started)
+                if door.faults is not None and door.faults.drop_response():
+                    # The function ran (its job, if any, exists); the caller gets no answer at all.
+                    self.close_connection = True
+                    return
                 self._reply(status, response_headers, text)
 
             def _read_body(self) -> bytes:
@@ -227,6 +240,7 @@ class FrontDoor:
                 raise AttributeError(name)
 
         self._lambda = lambda_client
+        self.faults = faults
         self._function = function_name
         self._api_name = api_name
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

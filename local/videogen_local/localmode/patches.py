@@ -155,22 +155,34 @@ def _send_to_targets(original: Callable[..., None]) -> Callable[..., None]:
     return send_to_targets
 
 
-def _invoke_awslambda(account_id: str, event_body: dict[str, Any], fn_arn: str, region_name: str) -> None:
+def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
     """Replaces moto.s3.notifications._invoke_awslambda, which calls the function once and swallows
-    every error: S3 notifications are asynchronous invocations too (retries, on-failure destination).
-    moto's notification to Lambda lacks the ``sequencer`` S3 puts in every record; it is added here, one
-    greater for each notification, as S3's grow with each PUT of a key (the S3 door tells two uploads of
-    the same bytes apart by it)."""
-    for record in event_body.get("Records", []):
-        record.get("s3", {}).get("object", {}).setdefault("sequencer", _next_sequencer())
+    every error: S3 notifications are asynchronous invocations too (retries, on-failure destination)."""
     invoke_async(account_id, fn_arn, event_body)
 
 
-_sequencers = itertools.count(int(time.time() * 1000) << 16)
+_SEQUENCER = itertools.count(1)
+_SEQUENCER_LOCK = threading.Lock()
 
 
-def _next_sequencer() -> str:
-    return f"{next(_sequencers):018X}"
+def _s3_event_with_sequencer(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """moto's S3 notification omits ``sequencer`` (and ``versionId``), which S3 puts in every object-created
+    record: what orders the events of one key and, with the bucket, key and eTag (or the version id), tells a
+    redelivered notification from a new write. Added here: a hexadecimal string that grows with each write,
+    and the object's version id when the bucket is versioned."""
+
+    def get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event = original(event_name, bucket, key, notification_id)
+        with _SEQUENCER_LOCK:
+            sequencer = f"{int(time.time() * 1000):012X}{next(_SEQUENCER):08X}"
+        for record in event.get("Records", []):
+            obj = record["s3"]["object"]
+            obj.setdefault("sequencer", sequencer)
+            if getattr(key, "_is_versioned", False) and getattr(key, "_version_id", None):
+                obj.setdefault("versionId", key.version_id)
+        return event
+
+    return get_s3_event
 
 
 def apply() -> None:
@@ -187,6 +199,7 @@ def apply() -> None:
         Rule.send_to_targets = _send_to_targets(Rule.send_to_targets)
         # send_event looks the name up in its module at call time, so replacing the attribute suffices.
         s3_notifications._invoke_awslambda = _invoke_awslambda
+        s3_notifications._get_s3_event = _s3_event_with_sequencer(s3_notifications._get_s3_event)
         # The ASL interpreter logs every caught error at ERROR level; our Catch paths are expected.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         _applied = True
@@ -341,6 +354,7 @@ def check_s3_notification_patch() -> None:
     (record,) = seen[0]["Records"]
     assert record["eventSource"] == "aws:s3" and record["eventName"].startswith("ObjectCreated:")
     assert record["s3"]["bucket"]["name"] == "smoke-bucket"
+    assert record["s3"]["object"]["eTag"] and len(record["s3"]["object"]["sequencer"]) == 20
 
 
 SMOKE_CHECKS: tuple[Callable[[], None], ...] = (

@@ -63,6 +63,9 @@ class LocalStackConfig:
     # aws_fault_file (JSON; a temporary file when None), named in info["aws_faults_file"].
     aws_fault_rate: float = 0.0
     aws_fault_seed: int | None = None
+    # The share of door events (S3 notifications, VideoRequested) redelivered and of API answers dropped, while
+    # AWS faults are on; None: aws_fault_rate.
+    aws_door_fault_rate: float | None = None
     aws_fault_file: Path | None = None
     log_level: str = "WARNING"
     queue_visibility_seconds: int = LOCAL_VISIBILITY_SECONDS
@@ -95,6 +98,8 @@ class LocalStackConfig:
             config.simulator_fault_seed = int(os.environ["VIDEOGEN_SIM_FAULT_SEED"])
         if os.environ.get("VIDEOGEN_AWS_FAULT_RATE"):
             config.aws_fault_rate = float(os.environ["VIDEOGEN_AWS_FAULT_RATE"])
+        if os.environ.get("VIDEOGEN_AWS_DOOR_FAULT_RATE"):
+            config.aws_door_fault_rate = float(os.environ["VIDEOGEN_AWS_DOOR_FAULT_RATE"])
         if os.environ.get("VIDEOGEN_AWS_FAULT_SEED"):
             config.aws_fault_seed = int(os.environ["VIDEOGEN_AWS_FAULT_SEED"])
         if os.environ.get("VIDEOGEN_AWS_FAULT_FILE"):
@@ -230,13 +235,17 @@ class LocalStack:
         clients["s3"].create_bucket(Bucket=self.names.bucket)
         self._create_functions(clients["iam"], clients["lambda"])
         self._create_state_machine(clients["stepfunctions"])
-        # S3 notifications and EventBridge targets: Lambda's asynchronous invocation semantics.
+        self._faults = self._start_faults()
+        # S3 notifications and EventBridge targets: Lambda's asynchronous invocation semantics (and, with AWS
+        # faults on, their at-least-once delivery at the intake doors).
         intake = AsyncConfig(maximum_retry_attempts=INTAKE_RETRY_ATTEMPTS, on_failure_queue_url=intake_dlq_url)
         self._async_invoker = AsyncInvoker(
             invoker,
             session.client("sqs"),
             {self.names.function("intake_s3"): intake, self.names.function("intake_event"): intake},
             retry_delay_seconds=self.config.async_retry_delay_seconds,
+            faults=self._faults,
+            doors={self.names.function("intake_s3"): "s3", self.names.function("intake_event"): "eventbridge"},
         )
         self._async_invoker.start()
         patches.ASYNC_INVOKER = self._async_invoker
@@ -261,7 +270,6 @@ class LocalStack:
             },
         )
 
-        self._faults = self._start_faults()
         self._poller = SqsPoller(
             clients["sqs"], invoker, queue_url, queue_arn, self.names.function("submit"), faults=self._faults
         )
@@ -296,6 +304,7 @@ class LocalStack:
                 f"arn:aws:execute-api:{self.names.region}:{self.names.account}:local/{STAGE}",
                 cache_seconds=self.config.key_authorizer_cache_seconds,
             ),
+            faults=self._faults,
         )
         self._front_door.start()
         if self.config.metrics_file is not None:
@@ -332,6 +341,7 @@ class LocalStack:
             self.info["metrics_file"] = str(self.config.metrics_file)
         if self._faults is not None:
             self.info["aws_fault_rate"] = self._faults.rate
+            self.info["aws_door_fault_rate"] = self._faults.door_rate
             self.info["aws_faults_file"] = str(self._faults.record_file)
         return self.info
 
@@ -424,11 +434,12 @@ class LocalStack:
             self.config.aws_fault_seed,
             functions={self.names.function(folder): folder for folder in CRASHING_FUNCTIONS},
             record_file=record_file,
+            door_rate=self.config.aws_door_fault_rate,
         )
         # The handlers' clients are cached per process (videogen.aws.client): hook the very ones they use.
         faults.install({service: client(service) for service in HANDLER_SERVICES})
         patches.AWS_FAULTS = faults
-        log.warning("AWS faults on: rate %s, counts in %s", faults.rate, record_file)
+        log.warning("AWS faults on: rate %s (doors %s), counts in %s", faults.rate, faults.door_rate, record_file)
         return faults
 
     def _set_env(self, values: dict[str, str]) -> None:
