@@ -3,7 +3,7 @@
 ``Authorization: Bearer vg_…`` → the key's tenant, who owns the jobs the request makes or reads. A missing,
 malformed, unknown or revoked key is refused with API Gateway's 401 (the exception message ``Unauthorized``
 is how an authorizer asks for it); the gateway answers in OpenRouter's error envelope (GatewayResponses in
-template.yaml). API Gateway caches an answer per Authorization header for ``KeyAuthorizerCacheSeconds``,
+template.yaml). API Gateway caches an answer per Authorization header for 60 s (``ReauthorizeEvery``),
 so the policy covers every compatible route, and a revoked key stops working within that time.
 """
 

@@ -82,6 +82,15 @@ def test_the_sdk_runs_the_guides_flow_through_videogen(served: Served) -> None:
     assert record is not None and record["caller"] == f"tenant:{tenant}"
     listed = keys(served, "list", "--tenant", tenant)
     assert [k["key_id"] for k in listed] == [issued["key_id"]] and listed[0]["last_used_at"]
+    # The tenant's key is a secret: in no log line, no item of either table, no event.
+    secret = issued["key"].rsplit("_", 1)[1]
+    dynamodb = served.aws("dynamodb")
+    for table in (served.info["jobs_table"], served.info["keys_table"]):
+        assert secret not in json.dumps(dynamodb.scan(TableName=table)["Items"], default=str), table
+    served.wait_announced(generation.id)
+    assert secret not in json.dumps(served.drain_events())
+    with open(served.info["stderr_log"]) as log:
+        assert secret not in log.read()
 
 
 def test_the_sdk_raises_its_typed_errors(served: Served) -> None:
@@ -94,7 +103,7 @@ def test_the_sdk_raises_its_typed_errors(served: Served) -> None:
             client.video_generation.get_generation(job_id="no-such-job")
         client.video_generation.list_videos_models()  # the key works, and its answer is now cached
         keys(served, "revoke", issued["key_id"])
-        time.sleep(2.5)  # local serve's authorizer cache (deployed: KeyAuthorizerCacheSeconds, 60 s)
+        time.sleep(2.5)  # local serve's authorizer cache (deployed: ReauthorizeEvery, 60 s)
         with pytest.raises(errors.UnauthorizedResponseError):  # (the SDK types a 401 on generate, not on models)
             client.video_generation.generate(model="bytedance/seedance-2.0-fast", prompt="after revocation")
     with sdk(served, "vg_0000000000000000_" + "A" * 43) as stranger, pytest.raises(errors.UnauthorizedResponseError):

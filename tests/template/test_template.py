@@ -914,7 +914,7 @@ def test_key_authorizer_caches_per_key_and_answers_in_openrouters_envelope(resou
     key = auth["Authorizers"]["KeyAuthorizer"]
     assert key["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
     assert key["FunctionPayloadType"] == "REQUEST"
-    assert key["Identity"] == {"Headers": ["Authorization"], "ReauthorizeEvery": {"Ref": "KeyAuthorizerCacheSeconds"}}
+    assert key["Identity"] == {"Headers": ["Authorization"], "ReauthorizeEvery": 60}
     responses = resources["VideosApi"]["Properties"]["GatewayResponses"]
     # Local mode answers exactly what the gateway does.
     for name, body in (

@@ -4,7 +4,7 @@ As API Gateway does: the authorizer function (functions/authorizer) is invoked w
 moto's Lambda API; an error whose message is ``Unauthorized`` is a 401, any other failure a 500; the policy
 it returns is evaluated against the request's method ARN (an explicit Deny wins, else an Allow must match,
 else 403); the answer is cached per Authorization header for ``cache_seconds`` (the template's
-``KeyAuthorizerCacheSeconds``), policy and context both, so a revoked key keeps working until its entry
+``ReauthorizeEvery``, 60 s), policy and context both, so a revoked key keeps working until its entry
 expires, exactly as deployed. The gateway's 401 and 403 bodies are the template's GatewayResponses.
 """
 

@@ -78,7 +78,7 @@ class LocalStackConfig:
     metrics_file: Path | None = None
     # How often the submit queue and both DLQs are sampled for AWS/SQS (CloudWatch: every minute).
     queue_sample_seconds: float = 2.0
-    # The key authorizer's cache (template: KeyAuthorizerCacheSeconds): a revoked key works until it expires.
+    # The key authorizer's cache (template: ReauthorizeEvery, 60 s): a revoked key works until it expires.
     key_authorizer_cache_seconds: float = 60.0
 
     @classmethod
