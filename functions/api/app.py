@@ -171,11 +171,14 @@ def _compatible() -> bool:
 
 
 def _tenant() -> Owner:
-    """The key's tenant, from the key authorizer's context; the routes have no IAM caller."""
-    tenant = (app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}).get("tenant")
-    if not tenant:
+    """The key's owner, from the key authorizer's context (its tenant, or the IAM principal it was issued
+    for); the routes have no IAM caller."""
+    context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    if context.get("owner"):
+        return Owner(str(context["owner"]))
+    if not context.get("tenant"):
         raise RequestRejected(compat.UNAUTHORIZED_MESSAGE, status_code=401, reason="unauthorized")
-    return Owner(tenant_owner(tenant))
+    return Owner(tenant_owner(context["tenant"]))
 
 
 def _own_compatible_job(job_id: str) -> Job:

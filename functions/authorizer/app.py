@@ -45,7 +45,9 @@ def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaConte
         raise Unauthorized
     logger.append_keys(tenant=record.tenant, key_id=record.key_id)
     response = APIGatewayAuthorizerResponse.from_route_arn(
-        event.method_arn, principal_id=record.owner, context={"tenant": record.tenant, "key_id": record.key_id}
+        event.method_arn,
+        principal_id=record.owner,
+        context={"tenant": record.tenant, "key_id": record.key_id, "owner": record.owner},
     )
     response.allow_route(http_method=HttpVerb.ALL.value, resource=COMPATIBLE_ROUTES)
     return response.asdict()

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create = verb("create", "issue a key for a tenant; prints it once")
     create.add_argument("--tenant", required=True)
     create.add_argument("--label")
+    create.add_argument(
+        "--owner", help="an IAM principal (role) ARN the key acts for: its jobs are that principal's on both APIs"
+    )
     listing = verb("list", "the keys (never the keys themselves): id, tenant, label, created, last used, revoked")
     listing.add_argument("--tenant")
     revoke = verb("revoke", "revoke a key (stops working within the authorizer's cache time)")
@@ -40,10 +43,12 @@ def run(args: argparse.Namespace) -> int:
     result: Any
     if args.keys_command == "create":
         try:
-            issued = keys.create(args.tenant, args.label)
+            issued = keys.create(args.tenant, args.label, args.owner)
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
         result = {"key": issued.key, "key_id": issued.key_id, "tenant": issued.tenant}
+        if issued.iam_owner:
+            result["owner"] = issued.iam_owner
     elif args.keys_command == "list":
         result = [record.public() for record in keys.list(args.tenant)]
     else:

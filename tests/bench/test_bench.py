@@ -34,7 +34,7 @@ def test_download_throughput_compares_the_transfer_with_each_leg() -> None:
 def test_cold_start_measures_every_handler_against_boto3() -> None:
     result = cold_start.run(runs=1)
     assert {row["function"] for row in result["handlers"]} == {
-        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail", "publish"
+        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail", "publish", "authorizer"
     }  # fmt: skip
     assert result["boto3_import_ms"] > 0 and all(row["import_ms"] > 0 for row in result["handlers"])
     assert set(result["floors"]) == {"boto3_pydantic", "libraries"}
@@ -70,7 +70,7 @@ def test_throughput_run_accounts_for_every_job() -> None:
 def test_sizing_measures_each_function_in_its_own_process() -> None:
     result = sizing.run()
     assert [row["function"] for row in result["functions"]] == [
-        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail", "publish"
+        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail", "publish", "authorizer"
     ]  # fmt: skip
     for row in result["functions"]:
         assert row["peak_rss_mib"] >= row["rss_after_import_mib"] > 20

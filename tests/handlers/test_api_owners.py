@@ -103,7 +103,7 @@ def test_the_same_idempotency_key_and_body_answer_with_the_first_job(env: Env) -
     assert first["statusCode"] == again["statusCode"] == 202
     assert body_of(again) == body_of(first)
     assert header(again, "Idempotent-Replayed") == "true" and header(first, "Idempotent-Replayed") is None
-    assert header(again, "Location") == header(first, "Location") == f"/videos/{body_of(first)['id']}"
+    assert header(again, "Location") == header(first, "Location") == f"/v1/videos/{body_of(first)['id']}"
     assert job_count() == 1
     # The same JSON spelled differently is the same request.
     spelled = post_as(TASK_1, {"prompt": "once", "model": "bytedance/seedance-2.0-fast"}, key="order-42")

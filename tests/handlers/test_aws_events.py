@@ -34,21 +34,37 @@ def log_lines(monkeypatch: pytest.MonkeyPatch) -> Lines:
     return lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
 
 
+CALLER = "arn:aws:sts::123456789012:assumed-role/catalog-renderer/ecs-task-1"
+
+
+def signed(event: dict[str, Any]) -> dict[str, Any]:
+    """The generated event as the IAM-authorised API receives it: API Gateway names the SigV4 signer."""
+    event["requestContext"]["identity"].update(userArn=CALLER, caller="AROAEXAMPLE:ecs-task-1")
+    return event
+
+
+def test_the_generated_event_without_a_signer_is_refused_with_403(env: Env) -> None:
+    # The sample is of an unauthenticated API (userArn null); this API is IAM-only and acts for no one.
+    response = invoke("api", aws_event("apigateway_aws_proxy_post"))
+    assert response["statusCode"] == 403 and json.loads(response["body"])["error"]["message"] == "no caller identity"
+    assert env.queued_job_ids() == []
+
+
 def test_api_post_with_a_base64_body_is_accepted_with_the_stage_in_location(env: Env) -> None:
-    event = aws_event("apigateway_aws_proxy_post")
+    event = signed(aws_event("apigateway_aws_proxy_post"))
     assert event["isBase64Encoded"] is True and json.loads(base64.b64decode(event["body"]))["prompt"]
     response = invoke("api", event)
     assert response["statusCode"] == 202, response
     job_id = json.loads(response["body"])["id"]
     assert response["multiValueHeaders"]["Location"] == [f"/v1/videos/{job_id}"]
     assert env.queued_job_ids() == [job_id]
-    # The generated identity has no userArn and no caller: the job is still owned by someone fixed.
     job = JobStore("videogen-jobs").get(job_id)
-    assert job is not None and job.caller == "anonymous" and job.request.duration == 4
+    assert job is not None and job.caller == "arn:aws:iam::123456789012:role/catalog-renderer"
+    assert job.caller_session == CALLER and job.request.duration == 4
 
 
 def test_api_post_with_a_base64_body_that_is_not_utf8_is_400(env: Env) -> None:
-    event = aws_event("apigateway_aws_proxy_post")
+    event = signed(aws_event("apigateway_aws_proxy_post"))
     event["body"] = base64.b64encode(b'{"prompt": "caf\xe9"}').decode()
     response = invoke("api", event)
     assert response["statusCode"] == 400
@@ -56,7 +72,7 @@ def test_api_post_with_a_base64_body_that_is_not_utf8_is_400(env: Env) -> None:
 
 
 def test_api_post_with_a_body_that_is_not_base64_is_400(env: Env) -> None:
-    event = aws_event("apigateway_aws_proxy_post")
+    event = signed(aws_event("apigateway_aws_proxy_post"))
     event["body"] = "{not base64"
     response = invoke("api", event)
     assert response["statusCode"] == 400
@@ -64,14 +80,14 @@ def test_api_post_with_a_body_that_is_not_base64_is_400(env: Env) -> None:
 
 
 def test_api_post_with_a_null_body_is_400_naming_body(env: Env) -> None:
-    response = invoke("api", aws_event("apigateway_aws_proxy_post_null_body"))
+    response = invoke("api", signed(aws_event("apigateway_aws_proxy_post_null_body")))
     assert response["statusCode"] == 400
     assert [f["field"] for f in json.loads(response["body"])["error"]["fields"]] == ["body"]
     assert env.queued_job_ids() == []
 
 
 def test_api_put_is_405(env: Env) -> None:
-    response = invoke("api", aws_event("apigateway_aws_proxy_put"))
+    response = invoke("api", signed(aws_event("apigateway_aws_proxy_put")))
     assert response["statusCode"] == 405 and response["multiValueHeaders"]["Allow"] == ["GET, POST"]
 
 

@@ -46,7 +46,7 @@ def test_a_key_is_authorized_for_every_compatible_route_as_its_tenant(keys: ApiK
     issued = keys.create("acme")
     answer = authorize(f"Bearer {issued.key}")
     assert answer["principalId"] == "tenant:acme"
-    assert answer["context"] == {"tenant": "acme", "key_id": issued.key_id}
+    assert answer["context"] == {"tenant": "acme", "key_id": issued.key_id, "owner": "tenant:acme"}
     [statement] = answer["policyDocument"]["Statement"]
     # Cached per key by API Gateway: the one policy must cover every compatible route, and only those.
     assert statement["Effect"] == "Allow"
@@ -184,3 +184,27 @@ def test_without_the_authorizers_tenant_nothing_is_done(env: Env) -> None:
 def test_models_as_openrouter_lists_them(env: Env) -> None:
     models = body_of(compatible("GET", "/api/v1/videos/models"))["data"]
     assert models[0]["id"] == "bytedance/seedance-2.0-fast"
+
+
+def test_a_key_issued_for_a_role_shares_its_jobs_with_the_roles_iam_calls(keys: ApiKeys) -> None:
+    """One owner, two APIs: a job made through either is readable through both."""
+    role_session = "arn:aws:sts::123456789012:assumed-role/catalog-renderer/ecs-task-1"
+    issued = keys.create("renderer", iam_owner=role_session)
+    context = authorize(f"Bearer {issued.key}")["context"]
+    assert context["owner"] == "arn:aws:iam::123456789012:role/catalog-renderer"
+
+    def as_key(method: str, path: str, body: Any = None) -> dict[str, Any]:
+        event = copy.deepcopy(sample_event("api_compatible_post_videos"))
+        event["requestContext"]["authorizer"] = {"principalId": context["owner"], **context}
+        parts = path.strip("/").split("/")
+        event.update(httpMethod=method, path=path, resource="/api/v1/videos/{id}" if len(parts) == 4 else path)
+        event["pathParameters"] = {"id": parts[3]} if len(parts) == 4 else None
+        event["body"] = None if body is None else json.dumps(body)
+        response: dict[str, Any] = invoke("api", event)
+        return response
+
+    made_with_key = body_of(as_key("POST", "/api/v1/videos", {"prompt": "through the key"}))["id"]
+    assert request("GET", f"/videos/{made_with_key}", role_session)["statusCode"] == 200
+    made_with_iam = body_of(request("POST", "/videos", role_session, body=json.dumps({"prompt": "through IAM"})))["id"]
+    assert body_of(as_key("GET", f"/api/v1/videos/{made_with_iam}"))["status"] == "pending"
+    assert compatible("GET", f"/api/v1/videos/{made_with_iam}", tenant="renderer")["statusCode"] == 404

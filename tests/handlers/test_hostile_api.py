@@ -116,9 +116,9 @@ def test_duplicate_frame_type_names_frame_images(env: Env) -> None:
 
 
 def s3_put(key: str, body: bytes) -> dict[str, Any]:
-    client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
+    etag = client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"].strip('"')
     event = copy.deepcopy(sample_event("s3_request_created"))
-    event["Records"][0]["s3"]["object"]["key"] = key
+    event["Records"][0]["s3"]["object"].update(key=key, eTag=etag)  # as S3 sends it: the upload's own ETag
     result: dict[str, Any] = invoke("intake_s3", event)
     return result
 

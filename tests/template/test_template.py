@@ -494,19 +494,22 @@ def test_api_invokes_the_function_through_its_resource_policy(transformed: dict[
     (api,) = [r for r in transformed["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi"]
     paths = api["Properties"]["Body"]["paths"]
     methods = [(p, m, op) for p, ops in paths.items() for m, op in ops.items()]
-    # The six routes and ANY on the two job paths (so the function can answer 405), all IAM-authorised.
-    assert len(methods) == 8
+    # The seven IAM routes and ANY on the two job paths (so the function can answer 405), IAM-authorised;
+    # the four OpenRouter-compatible routes behind the key authorizer.
+    assert len(methods) == 13
     assert all("x-amazon-apigateway-any-method" in paths[p] for p in ("/videos", "/videos/{id}"))
     for path, method, op in methods:
         integration = op["x-amazon-apigateway-integration"]
         assert "credentials" not in integration, f"{method} {path} invokes with caller credentials"
-        assert op["security"] == [{"AWS_IAM": []}], f"{method} {path} is not IAM-authorised"
+        expected = [{"KeyAuthorizer": []}] if path.startswith("/api/v1/") else [{"AWS_IAM": []}]
+        assert op["security"] == expected, f"{method} {path} is not authorised as it should be"
     permissions = [
         r
         for r in transformed["Resources"].values()
         if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["Principal"] == "apigateway.amazonaws.com"
     ]
-    assert len(permissions) == 8
+    # One per route (13) and one for API Gateway to invoke the key authorizer.
+    assert len(permissions) == 14
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -924,6 +927,8 @@ def test_key_authorizer_caches_per_key_and_answers_in_openrouters_envelope(resou
     ):
         assert responses[name]["StatusCode"] == body["error"]["code"]
         assert json.loads(responses[name]["ResponseTemplates"]["application/json"]) == body, name
+    throttled = json.loads(responses["THROTTLED"]["ResponseTemplates"]["application/json"])
+    assert responses["THROTTLED"]["StatusCode"] == throttled["error"]["code"] == 429
 
 
 def test_keys_table(resources: dict[str, Any], template: dict[str, Any]) -> None:

@@ -76,3 +76,12 @@ def test_listing_by_tenant_never_shows_a_key(keys: ApiKeys) -> None:
 def test_tenant_names_are_plain(keys: ApiKeys, tenant: str) -> None:
     with pytest.raises(ValueError, match="tenant"):
         keys.create(tenant)
+
+
+def test_a_key_issued_for_an_iam_role_acts_as_the_role(keys: ApiKeys) -> None:
+    issued = keys.create("renderer-outside-aws", iam_owner="arn:aws:iam::123456789012:role/service-role/renderer")
+    assert issued.iam_owner == "arn:aws:iam::123456789012:role/renderer"  # as the API records the role
+    record = keys.authenticate(issued.key)
+    assert record is not None and record.owner == "arn:aws:iam::123456789012:role/renderer"
+    with pytest.raises(ValueError, match="owner"):
+        keys.create("x", iam_owner="tenant:acme")

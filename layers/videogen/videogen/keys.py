@@ -4,7 +4,9 @@ A key reads ``vg_<key id>_<secret>``: the key id (16 hex digits) is public and i
 table, so a key is found with one GetItem and revoked by its id; the secret (32 random bytes, base64url) is
 stored only as its SHA-256. A secret of 256 random bits needs no salt or slow hash: nothing can be guessed
 from its digest, and the comparison is constant-time. A key belongs to a tenant, the owner of the jobs it
-makes (``tenant:<name>``, videogen.owners).
+makes (``tenant:<name>``, videogen.owners), or, when issued for one, to an IAM principal: a service whose
+role calls ``/videos`` inside AWS and whose copy outside AWS holds a key is one owner, and its jobs read
+through both APIs.
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ from botocore.exceptions import ClientError
 
 from videogen.aws import client
 from videogen.models import utcnow
+from videogen.owners import normalize_owner
 
 KEY_PREFIX = "vg_"
 _KEY = re.compile(r"^vg_(?P<key_id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_-]{43})$")
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MAX_LABEL_CHARS = 200
+_IAM_PRINCIPAL = re.compile(
+    r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:(role|user|assumed-role|federated-user)/\S+$|^arn:aws[a-z-]*:iam::\d{12}:root$"
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class IssuedKey:
     key: str
     key_id: str
     tenant: str
+    iam_owner: str | None = None
 
     def __repr__(self) -> str:  # a key must not reach a log line through a repr
         return f"IssuedKey(key_id={self.key_id!r}, tenant={self.tenant!r})"
@@ -48,10 +55,11 @@ class KeyRecord:
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
+    iam_owner: str | None = None  # the IAM principal the key acts for, if it was issued for one
 
     @property
     def owner(self) -> str:
-        return tenant_owner(self.tenant)
+        return self.iam_owner or tenant_owner(self.tenant)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -62,6 +70,7 @@ class KeyRecord:
             "last_used_at": self.last_used_at,
             "revoked": self.revoked_at is not None,
             "revoked_at": self.revoked_at,
+            "owner": self.owner,
         }
 
 
@@ -81,11 +90,14 @@ def _digest(secret: str) -> str:
 class ApiKeys:
     table: str
 
-    def create(self, tenant: str, label: str | None = None) -> IssuedKey:
+    def create(self, tenant: str, label: str | None = None, iam_owner: str | None = None) -> IssuedKey:
+        """``iam_owner``: an IAM principal ARN (a role, a user) the key acts for instead of ``tenant:<tenant>``."""
         if not re.match(TENANT_PATTERN, tenant):
             raise ValueError("tenant: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
         if label is not None and len(label) > MAX_LABEL_CHARS:
             raise ValueError(f"label: at most {MAX_LABEL_CHARS} characters")
+        if iam_owner is not None and not _IAM_PRINCIPAL.match(iam_owner):
+            raise ValueError("owner: an IAM principal ARN, e.g. arn:aws:iam::123456789012:role/name")
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
         item = {
             "key_id": {"S": key_id},
@@ -95,8 +107,12 @@ class ApiKeys:
         }
         if label:
             item["label"] = {"S": label}
+        if iam_owner is not None:
+            item["iam_owner"] = {"S": normalize_owner(iam_owner)}
         client("dynamodb").put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(key_id)")
-        return IssuedKey(f"{KEY_PREFIX}{key_id}_{secret}", key_id, tenant)
+        return IssuedKey(
+            f"{KEY_PREFIX}{key_id}_{secret}", key_id, tenant, normalize_owner(iam_owner) if iam_owner else None
+        )
 
     def authenticate(self, key: str) -> KeyRecord | None:
         """The key's record if the key is well formed, known, matches and is not revoked; else None."""
@@ -168,4 +184,5 @@ def _record(item: dict[str, Any]) -> KeyRecord:
         created_at=item["created_at"]["S"],
         last_used_at=text("last_used_at"),
         revoked_at=text("revoked_at"),
+        iam_owner=text("iam_owner"),
     )
