@@ -41,7 +41,7 @@ class Mp4Info:
     height: int
     codec: str
     has_audio: bool
-    fragmented: bool
+    fragmented: bool  # the moov announces movie fragments (mvex)
 
 
 def _reject(reason: str) -> NotAnMp4:
@@ -69,7 +69,6 @@ class Mp4Inspector:
         self._moov: bytearray | None = None  # the moov being gathered
         self._boxes = 0
         self._media_bytes = 0  # mdat payload bytes
-        self._fragments = 0  # moof boxes
         self._info: Mp4Info | None = None  # the parsed moov
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
@@ -140,8 +139,6 @@ class Mp4Inspector:
             if size - header_bytes > self._max_moov:
                 raise _reject(f"moov box of {size} bytes is larger than the {self._max_moov}-byte limit")
             self._moov = bytearray()
-        elif box_type == b"moof":
-            self._fragments += 1
         if self._box_end == self._offset:
             self._close_box()  # an empty box
         return view
@@ -159,7 +156,7 @@ class Mp4Inspector:
         self._in_box = False
         if self._moov is not None:
             moov, self._moov = bytes(self._moov), None
-            self._info = parse_moov(moov, fragmented=self._fragments > 0)
+            self._info = parse_moov(moov)
 
 
 # The moov: a bounded in-memory parse.
@@ -212,10 +209,10 @@ class _Track:
     entry_height: int = 0
 
 
-def parse_moov(moov: bytes, *, fragmented: bool = False) -> Mp4Info:
+def parse_moov(moov: bytes) -> Mp4Info:
     """Check a moov box's payload (without its header) and read what is recorded."""
     timescale = duration = fragment_duration = 0
-    seen_mvhd = False
+    seen_mvhd = fragmented = False
     tracks: list[_Track] = []
     for box_type, start, end in _boxes(moov, 0, len(moov)):
         if box_type == b"mvhd":
@@ -227,7 +224,8 @@ def parse_moov(moov: bytes, *, fragmented: bool = False) -> Mp4Info:
                 timescale, duration = _unpack(">4xIIII", moov, start, end, "mvhd")[2:]
         elif box_type == b"trak":
             tracks.append(_parse_trak(moov, start, end))
-        elif box_type == b"mvex":
+        elif box_type == b"mvex":  # movie fragments (moof + mdat) follow; the moov has no samples of its own
+            fragmented = True
             for inner, s, e in _boxes(moov, start, end):
                 if inner == b"mehd":  # a fragmented file's total duration, in the mvhd's timescale
                     (version,) = _unpack(">B", moov, s, e, "mehd")
@@ -238,7 +236,8 @@ def parse_moov(moov: bytes, *, fragmented: bool = False) -> Mp4Info:
         raise _reject("the mvhd timescale is 0")
     if duration in _UNKNOWN_DURATION or duration == 0:
         duration = fragment_duration
-    if duration == 0:
+    seconds = round(duration / timescale, 3)
+    if seconds == 0:  # under half a millisecond (a huge timescale) counts as none: nothing a player would show
         raise _reject("the movie's duration (mvhd) is 0")
     videos = [track for track in tracks if track.handler == b"vide"]
     if not videos:
@@ -255,7 +254,7 @@ def parse_moov(moov: bytes, *, fragmented: bool = False) -> Mp4Info:
     if not width or not height:
         raise _reject("the video track has no frame size")
     return Mp4Info(
-        duration_seconds=round(duration / timescale, 3),
+        duration_seconds=seconds,
         width=width,
         height=height,
         codec=video.codec,
