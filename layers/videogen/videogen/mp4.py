@@ -29,6 +29,7 @@ MAX_MOOV_BYTES = 32 * 1024 * 1024  # a real moov is kilobytes to a few MiB; this
 VIDEO_CODECS = frozenset({"avc1", "avc3", "hvc1", "hev1", "av01", "vp09"})
 # Boxes inside moov that hold other boxes and lead to what is read here (nothing else is descended into).
 _CONTAINERS = frozenset({b"trak", b"mdia", b"minf", b"stbl", b"mvex"})
+_Buffer = bytes | bytearray
 _UNKNOWN_DURATION = {0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF}  # all ones: "duration not known" (ISO/IEC 14496-12)
 
 
@@ -155,14 +156,14 @@ class Mp4Inspector:
     def _close_box(self) -> None:
         self._in_box = False
         if self._moov is not None:
-            moov, self._moov = bytes(self._moov), None
-            self._info = parse_moov(moov)
+            moov, self._moov = self._moov, None
+            self._info = parse_moov(moov)  # parsed in place: no second copy of a moov of up to the cap
 
 
 # The moov: a bounded in-memory parse.
 
 
-def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+def _boxes(data: _Buffer, start: int, end: int) -> list[tuple[bytes, int, int]]:
     """(type, payload start, payload end) of the boxes in ``data[start:end]``."""
     found = []
     position = start
@@ -185,13 +186,13 @@ def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
     return found
 
 
-def _unpack(fmt: str, data: bytes, offset: int, end: int, what: str) -> tuple[int, ...]:
+def _unpack(fmt: str, data: _Buffer, offset: int, end: int, what: str) -> tuple[int, ...]:
     if offset + struct.calcsize(fmt) > end:
         raise _reject(f"the '{what}' box is too short")
     return struct.unpack_from(fmt, data, offset)
 
 
-def _unpack_bytes(fmt: str, data: bytes, offset: int, end: int, what: str) -> bytes:
+def _unpack_bytes(fmt: str, data: _Buffer, offset: int, end: int, what: str) -> bytes:
     if offset + struct.calcsize(fmt) > end:
         raise _reject(f"the '{what}' box is too short")
     (value,) = struct.unpack_from(fmt, data, offset)
@@ -209,7 +210,7 @@ class _Track:
     entry_height: int = 0
 
 
-def parse_moov(moov: bytes) -> Mp4Info:
+def parse_moov(moov: _Buffer) -> Mp4Info:
     """Check a moov box's payload (without its header) and read what is recorded."""
     timescale = duration = fragment_duration = 0
     seen_mvhd = fragmented = False
@@ -263,7 +264,7 @@ def parse_moov(moov: bytes) -> Mp4Info:
     )
 
 
-def _parse_trak(moov: bytes, start: int, end: int) -> _Track:
+def _parse_trak(moov: _Buffer, start: int, end: int) -> _Track:
     track = _Track()
     pending = [(box_type, s, e) for box_type, s, e in _boxes(moov, start, end)]
     while pending:
