@@ -1,9 +1,11 @@
 """A loopback stand-in for OpenRouter's storage host, in its own process so that serving the bytes takes
 no CPU time (or GIL) from the process being measured.
 
-GET /video?bytes=N streams N bytes of a deterministic MP4-looking body (an ``ftyp`` box, then
-pseudo-random blocks); ``&stall_after=M`` stops sending after M bytes until the client goes away
-(a download that a crash interrupts half-way); the body then ends short."""
+GET /video?bytes=N streams N bytes of a deterministic, structurally valid MP4 (``ftyp``, a small real
+``moov``, then an ``mdat`` of size 0 "to the end of the file" whose payload is pseudo-random blocks),
+so that the download's box check passes for any N and the benchmark measures its real cost: the moov is
+parsed, the mdat payload counted and skipped. ``&stall_after=M`` stops sending after M bytes until the
+client goes away (a download that a crash interrupts half-way); the body then ends short."""
 
 from __future__ import annotations
 
@@ -16,9 +18,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from videogen_local.sim.mp4_boxes import streaming_head
+
 BLOCK_BYTES = 1024 * 1024
 STALL_SECONDS = 120
-FTYP = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"
+
+HEAD = streaming_head()  # every block starts with it; after the first they are mdat payload like any other
 
 
 def _block() -> bytes:
@@ -26,12 +31,12 @@ def _block() -> bytes:
 
 
 def body_blocks(total: int) -> list[tuple[int, int]]:
-    """(offset, length) of each block; the body is FTYP followed by repetitions of one random block."""
+    """(offset, length) of each block; the body is repetitions of one block: HEAD, then random bytes."""
     return [(offset, min(BLOCK_BYTES, total - offset)) for offset in range(0, total, BLOCK_BYTES)]
 
 
 def expected_sha256(total: int) -> str:
-    block = FTYP + _block()[len(FTYP) :]
+    block = HEAD + _block()[len(HEAD) :]
     digest = hashlib.sha256()
     for _, length in body_blocks(total):
         digest.update(block[:length])
@@ -40,7 +45,7 @@ def expected_sha256(total: int) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    block = FTYP + _block()[len(FTYP) :]
+    block = HEAD + _block()[len(HEAD) :]
 
     def do_GET(self) -> None:
         query = parse_qs(urlsplit(self.path).query)

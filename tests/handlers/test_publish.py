@@ -79,6 +79,10 @@ def test_the_sample_stream_event_announces_its_job_once(env: Env) -> None:
     assert detail["idempotency_key"] == "0123456789abcdef0123456789abcdef:completed"
     assert detail["polls"] == 3 and detail["usage"]["cost"] == 0.5 and detail["error"] is None
     assert detail["video"]["bytes"] == 42163 and detail["openrouter_job_id"] == "or-job-123"
+    # What the download's MP4 check read; the stream's Decimal comes out as a JSON number.
+    assert {key: detail["video"][key] for key in ("duration_seconds", "width", "height", "codec", "has_audio")} == {
+        "duration_seconds": 5.042, "width": 1280, "height": 720, "codec": "avc1", "has_audio": False
+    }  # fmt: skip
     assert "event_published_at" in (store().raw("0123456789abcdef0123456789abcdef") or {})
     assert invoke("publish", event) == {"batchItemFailures": []}
     assert env.events() == []

@@ -20,9 +20,10 @@ from videogen.cancel import cancel_job
 from videogen.jobs import JobStore
 from videogen.models import Job, JobStatus, VideoRequest
 from videogen.services import get_services
+from videogen_local.sim.mp4_boxes import FTYP, audio_trak, box, default_moov, moov, mvhd, streaming_head, video_trak
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
-MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00" * 4000
+MP4 = streaming_head() + b"\x00" * 4000  # passes the download's box check (videogen.mp4)
 ACCEPTED = {"id": "job-abc123", "polling_url": "/api/v1/videos/job-abc123", "status": "pending"}
 
 
@@ -230,6 +231,47 @@ def test_download_of_something_that_is_not_an_mp4_fails_the_job(env: Env, foreig
     assert "ftyp" in (job().error or "")
     assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix="videos/")["KeyCount"] == 0
     assert [e["detail-type"] for e in env.events()] == ["VideoFailed"]
+
+
+def test_download_records_what_the_mp4_check_read_on_the_job_and_the_event(
+    env: Env, foreign_server: ScriptedServer
+) -> None:
+    submitted_job(env)
+    foreign_server.on("GET", "/files/v.mp4", Canned(200, MP4, {"Content-Type": "video/mp4"}))
+    assert invoke("download", download_event(f"{foreign_server.url}/files/v.mp4")) == {"status": "completed"}
+    done = job()
+    assert done.video is not None
+    read = {"duration_seconds": 5.0, "width": 1280, "height": 720, "codec": "avc1", "has_audio": False}
+    assert done.video.model_dump(include=set(read)) == read
+    [event] = env.events()
+    assert event["detail-type"] == "VideoCompleted"
+    assert {key: event["detail"]["video"][key] for key in read} == read
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (FTYP + box(b"mdat", bytes(3000)), "not a playable MP4: no moov box"),
+        (FTYP + moov(mvhd(), audio_trak()) + box(b"mdat", bytes(3000)), "not a playable MP4: no video track"),
+        (FTYP + moov(mvhd(duration=0), video_trak()) + box(b"mdat", bytes(3000)), "duration (mvhd) is 0"),
+        (FTYP + default_moov() + box(b"mdat", bytes(3000))[:-100], "ends inside the 'mdat' box"),
+    ],
+)
+def test_download_of_a_body_that_is_not_a_playable_mp4_fails_once_and_stores_nothing(
+    env: Env, foreign_server: ScriptedServer, body: bytes, reason: str
+) -> None:
+    """A permanent verdict: the job ends failed with the reason (no TransientError, so the state
+    machine does not retry the same bytes), the multipart upload is aborted and videos/ stays empty."""
+    submitted_job(env)
+    foreign_server.on("GET", "/files/v.mp4", Canned(200, body, {"Content-Type": "video/mp4"}))
+    assert invoke("download", download_event(f"{foreign_server.url}/files/v.mp4")) == {"status": "failed"}
+    failed = job()
+    assert failed.status is JobStatus.FAILED and reason in (failed.error or "")
+    assert (failed.error or "").startswith("downloaded video rejected: ")
+    assert client("s3").list_objects_v2(Bucket=BUCKET, Prefix="videos/")["KeyCount"] == 0
+    assert client("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    [event] = env.events()
+    assert event["detail-type"] == "VideoFailed" and reason in event["detail"]["error"]
 
 
 def test_fail_records_openrouter_error_verbatim_once(env: Env) -> None:

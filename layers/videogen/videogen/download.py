@@ -60,7 +60,15 @@ def download_job(
     emit(Metric.DOWNLOAD_SECONDS, elapsed)
     logger.info("video stored", extra={"job_id": job_id, "s3_uri": stored.s3_uri, "bytes": stored.bytes})
     video = VideoObject(
-        s3_uri=stored.s3_uri, bytes=stored.bytes, sha256=stored.sha256, content_type=stored.content_type
+        s3_uri=stored.s3_uri,
+        bytes=stored.bytes,
+        sha256=stored.sha256,
+        content_type=stored.content_type,
+        duration_seconds=stored.mp4.duration_seconds,
+        width=stored.mp4.width,
+        height=stored.mp4.height,
+        codec=stored.mp4.codec,
+        has_audio=stored.mp4.has_audio,
     )
     finished = finish_job(services, job_id, JobStatus.COMPLETED, video=video)
     if finished is None:

@@ -77,7 +77,9 @@ class SubmissionOutcomeUnknown(Exception):
 
 
 class NotAnMp4(Exception):
-    """The downloaded body does not start with an MP4 ``ftyp`` box."""
+    """The downloaded body is not a playable MP4: no ``ftyp`` first, or a structure that fails
+    ``videogen.mp4``'s check (no moov, no video track, zero duration, truncated...). Permanent: the
+    download ends the job ``failed`` rather than retrying the same bytes."""
 
 
 class VideoTooLarge(Exception):

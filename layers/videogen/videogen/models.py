@@ -192,6 +192,12 @@ class VideoObject(BaseModel):
     bytes: int
     sha256: str
     content_type: str = "video/mp4"
+    # Read from the MP4's boxes by the download's check (None on records stored before it).
+    duration_seconds: float | None = None
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None  # the video track's sample entry fourcc: avc1, hvc1, av01...
+    has_audio: bool | None = None
     url: str | None = None  # presigned GET, filled in when the job is read, never stored
 
 

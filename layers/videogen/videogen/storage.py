@@ -2,7 +2,7 @@
 
 Videos are streamed into a multipart upload part by part (the next part is read while the last one
 uploads), so a Lambda holds at most two parts in memory whatever the video's size. The object
-becomes visible only when the upload completes, after the MP4 and size checks passed, so
+becomes visible only when the upload completes, after the MP4 structure and size checks passed, so
 ``videos/`` never holds a partial or rejected file.
 """
 
@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 from botocore.exceptions import ClientError
 
 from videogen.aws import client
-from videogen.errors import FieldError, NotAnMp4, RequestRejected, VideoTooLarge
+from videogen.errors import FieldError, RequestRejected, VideoTooLarge
+from videogen.mp4 import Mp4Info, Mp4Inspector
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
 # The only prefix callers may point at: the functions can read nothing else (requests, videos stay private).
@@ -141,7 +142,8 @@ class VideoStorage:
         content_type: str = "video/mp4",
         parts_in_flight: int = 1,
     ) -> StoredObject:
-        """Stream ``chunks`` into ``s3://bucket/key``; check it is an MP4 no larger than ``max_bytes``.
+        """Stream ``chunks`` into ``s3://bucket/key``; check it is a playable MP4 (see ``videogen.mp4``)
+        no larger than ``max_bytes``. A body that fails raises ``NotAnMp4`` and the upload is aborted.
 
         While ``parts_in_flight`` parts upload on background threads, the next part is read, so the
         transfer runs at the pace of the slower leg rather than the sum of both, and memory stays
@@ -158,27 +160,25 @@ class VideoStorage:
         try:
             with _PartUploader(self, key, upload_id, parts_in_flight) as uploader:
                 part = bytearray()
-                checked = False
+                # Reads the boxes as they pass (it keeps only the moov), so a body that is not a
+                # playable MP4 is refused before the upload completes, often after its first chunk.
+                inspector = Mp4Inspector()
                 for chunk in chunks:
                     if not chunk:
                         continue
                     total += len(chunk)
                     if total > max_bytes:
                         raise VideoTooLarge(f"video larger than the {max_bytes}-byte limit")
+                    inspector.feed(chunk)
                     view = memoryview(chunk)
                     while view:
                         room = part_bytes - len(part)
                         part += view[:room]
                         view = view[room:]
-                        # The first part holds the file's first bytes: parts are at least 5 MiB.
-                        if not checked and len(part) >= 8:
-                            _check_mp4_head(bytes(part[:8]))
-                            checked = True
                         if len(part) == part_bytes:
                             uploader.upload(part)  # the part is handed over, not copied
                             part = bytearray()
-                if not checked:
-                    raise NotAnMp4(f"body of {total} bytes is too short to be an MP4")
+                mp4 = inspector.finish()
                 if part or not uploader.started:
                     uploader.upload(part)
                 parts, sha256 = uploader.finish()
@@ -190,7 +190,9 @@ class VideoStorage:
             # _PartUploader has waited for the parts in flight, so the abort is final.
             self.abort_upload(key, upload_id)
             raise
-        return StoredObject(s3_uri=f"s3://{self.bucket}/{key}", bytes=total, sha256=sha256, content_type=content_type)
+        return StoredObject(
+            s3_uri=f"s3://{self.bucket}/{key}", bytes=total, sha256=sha256, content_type=content_type, mp4=mp4
+        )
 
     def abort_stale_uploads(self, key: str) -> None:
         # Listed rather than remembered: an attempt can die between creating its upload and recording it.
@@ -268,9 +270,4 @@ class StoredObject:
     bytes: int
     sha256: str
     content_type: str
-
-
-def _check_mp4_head(head: bytes) -> None:
-    """ISO base media files start with a box whose type is ``ftyp`` (bytes 4..8)."""
-    if head[4:8] != b"ftyp":
-        raise NotAnMp4("body does not start with an MP4 'ftyp' box")
+    mp4: Mp4Info

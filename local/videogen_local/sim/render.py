@@ -29,6 +29,16 @@ def frame_size(
     return max(2, width - width % 2), max(2, height - height % 2)
 
 
+# Encoders whose MP4 sample entry the download's check accepts (avc1, vp09, av01), best first. PyAV's
+# wheels ship libx264; the others are for FFmpeg builds without it. mpeg4 (mp4v) is FFmpeg's own and
+# always there, but the download refuses it: a simulator left with it renders videos that fail the check.
+ENCODERS = ("libx264", "libopenh264", "libvpx-vp9", "libsvtav1", "libaom-av1")
+
+
+def _encoder() -> str:
+    return next((name for name in ENCODERS if name in av.codecs_available), "mpeg4")
+
+
 def render_reference_video(image_bytes: bytes, *, width: int, height: int, seconds: float, fps: int = 24) -> bytes:
     source = Image.open(io.BytesIO(image_bytes)).convert("RGB")
     # Cover-fit: the largest window of the source with the frame's aspect ratio.
@@ -41,7 +51,7 @@ def render_reference_video(image_bytes: bytes, *, width: int, height: int, secon
     frames = max(1, round(seconds * fps))
     output = io.BytesIO()
     with av.open(output, mode="w", format="mp4") as container:
-        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        codec = _encoder()
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "libx264":
