@@ -119,7 +119,10 @@ def test_models_list_is_public_and_seeds_the_documented_capabilities(sim: OpenRo
     models = {m["id"]: m for m in anonymous.json()["data"]}
     for model in models.values():
         assert model.keys() >= REQUIRED_MODEL_KEYS, model["id"]
-        assert model["allowed_passthrough_parameters"] == [] and model["upscale_factor"] is None
+        assert isinstance(model["allowed_passthrough_parameters"], list) and model["upscale_factor"] is None
+    # Veo takes the passthrough parameters OpenRouter's skill documents for google-vertex; Seedance none.
+    assert models["google/veo-3.1-fast"]["allowed_passthrough_parameters"] == ["personGeneration", "negativePrompt"]
+    assert models["bytedance/seedance-2.0-fast"]["allowed_passthrough_parameters"] == []
     seedance, veo, nulls = (
         models["bytedance/seedance-2.0-fast"],
         models["google/veo-3.1-fast"],

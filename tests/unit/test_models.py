@@ -81,7 +81,7 @@ def test_s3_references_are_resolved_for_openrouter() -> None:
             "input_references",
         ),
         (
-            {"prompt": "p", "input_references": [{"type": "video_url", "image_url": {"url": "https://e.com/a"}}]},
+            {"prompt": "p", "input_references": [{"type": "text_url", "image_url": {"url": "https://e.com/a"}}]},
             "input_references[0].type",
         ),
         ({"prompt": "p", "frame_images": [ref("https://e.com/a.png")]}, "frame_images[0].frame_type"),
@@ -138,3 +138,95 @@ def test_error_body_names_fields() -> None:
 def test_video_request_round_trips_through_json() -> None:
     request = parse_request(SEED_REQUEST)
     assert VideoRequest.model_validate_json(request.model_dump_json()) == request
+
+
+# --- the whole request surface of OpenRouter's API (issue 13, part 2) ------------------------------------
+
+
+def test_audio_and_video_references_pass_with_their_own_kind_of_url() -> None:
+    from videogen.intake import parse_request
+
+    request = parse_request(
+        {
+            "prompt": "p",
+            "input_references": [
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                {"type": "audio_url", "audio_url": {"url": "https://example.com/a.mp3"}},
+                {"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AAAA"}},
+            ],
+        }
+    )
+    assert [ref.type for ref in request.input_references] == ["image_url", "audio_url", "video_url"]
+    body = request.to_openrouter(lambda url: url.upper())
+    assert body["input_references"][1] == {"type": "audio_url", "audio_url": {"url": "HTTPS://EXAMPLE.COM/A.MP3"}}
+    assert request.image_urls() == ["https://example.com/a.png"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "field"),
+    [
+        ({"type": "audio_url", "image_url": {"url": "https://example.com/a.png"}}, "input_references[0]"),
+        (
+            {"type": "audio_url", "audio_url": {"url": "data:image/png;base64,AAAA"}},
+            "input_references[0].audio_url.url",
+        ),
+        ({"type": "video_url", "video_url": {"url": "https://127.1/v.mp4"}}, "input_references[0].video_url.url"),
+    ],
+)
+def test_a_reference_carries_the_url_of_its_type(reference: dict[str, object], field: str) -> None:
+    assert field in rejected_fields({"prompt": "p", "input_references": [reference]})
+
+
+def test_the_prompt_is_optional_with_image_input_only() -> None:
+    from videogen.intake import parse_request
+
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    assert parse_request({"input_references": [image]}).prompt is None
+    frame = {**image, "frame_type": "first_frame"}
+    assert parse_request({"frame_images": [frame]}).prompt is None
+    assert rejected_fields({}) == ["prompt"]
+    audio = {"type": "audio_url", "audio_url": {"url": "https://example.com/a.mp3"}}
+    assert rejected_fields({"input_references": [audio]}) == ["prompt"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "ok"),
+    [
+        ({"size": "1280x720", "aspect_ratio": "16:9", "resolution": "720p"}, True),
+        ({"size": "720x1280", "aspect_ratio": "9:16", "resolution": "720p"}, True),
+        ({"size": "1280x720", "aspect_ratio": "9:16"}, False),
+        ({"size": "1920x1080", "resolution": "720p"}, False),
+        ({"size": "1920x1080", "resolution": "2K"}, True),  # K resolutions are not compared
+    ],
+)
+def test_a_size_agrees_with_resolution_and_aspect_ratio(fields: dict[str, str], ok: bool) -> None:
+    from videogen.errors import RequestRejected
+    from videogen.intake import parse_request
+
+    if ok:
+        parse_request({"prompt": "p", **fields})
+    else:
+        with pytest.raises(RequestRejected) as rejected:
+            parse_request({"prompt": "p", **fields})
+        assert [e.field for e in rejected.value.errors] == ["size"]
+
+
+def test_a_callers_callback_url_is_refused_pointing_to_webhook_url() -> None:
+    from videogen.errors import RequestRejected
+    from videogen.intake import parse_request
+
+    with pytest.raises(RequestRejected) as rejected:
+        parse_request({"prompt": "p", "callback_url": "https://example.com/hook"})
+    [error] = rejected.value.errors
+    assert error.field == "callback_url" and "webhook_url" in error.message
+
+
+def test_provider_passthrough_is_kept_and_other_keys_are_refused() -> None:
+    from videogen.intake import parse_request
+
+    options = {"google-vertex": {"parameters": {"personGeneration": "allow"}}}
+    request = parse_request({"prompt": "p", "provider": {"options": options}})
+    assert request.to_openrouter()["provider"] == {"options": options}
+    assert "provider.options.google-vertex.output_config" in rejected_fields(
+        {"prompt": "p", "provider": {"options": {"google-vertex": {"output_config": {}}}}}
+    )

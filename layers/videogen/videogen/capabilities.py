@@ -34,6 +34,18 @@ def check_capabilities(request: VideoRequest, model: VideoModel) -> None:
         errors.append(FieldError("generate_audio", f"{model.id} cannot generate audio"))
     if request.seed is not None and model.seed is False:
         errors.append(FieldError("seed", f"{model.id} does not accept a seed"))
+    if request.provider is not None and model.allowed_passthrough_parameters is not None:
+        allowed = model.allowed_passthrough_parameters
+        for slug, options in request.provider.options.items():
+            for key in options.parameters:
+                if key not in allowed:
+                    shown = ", ".join(allowed) or "none"
+                    errors.append(
+                        FieldError(
+                            f"provider.options.{slug}.parameters.{key}",
+                            f"{key!r} is not a passthrough parameter of {model.id}; allowed: {shown}",
+                        )
+                    )
     if errors:
         raise RequestRejected(f"request does not fit the capabilities of {model.id}", errors, reason="capabilities")
 

@@ -19,7 +19,7 @@ from videogen.events import DetailType
 from videogen.jobs import JobExists
 from videogen.models import Door, Job, JobStatus, VideoRequest
 from videogen.observability import Metric, annotate_job, emit, logger
-from videogen.owners import Owner
+from videogen.owners import Owner, owns
 from videogen.services import Services, new_job_id
 
 MAX_REQUEST_BYTES = 400 * 1024
@@ -61,10 +61,38 @@ def parse_request(payload: str | bytes | dict[str, Any] | None) -> VideoRequest:
     if not isinstance(payload, dict):
         raise _malformed("request must be a JSON object", "expected an object")
     try:
-        return VideoRequest.model_validate(payload)
+        request = VideoRequest.model_validate(payload)
     except ValidationError as exc:
         errors = [FieldError(_field_path(err["loc"]), err["msg"]) for err in exc.errors(include_url=False)]
         raise RequestRejected("request validation failed", errors, 422) from None
+    if errors := _inconsistencies(request):
+        raise RequestRejected("request validation failed", errors, 422)
+    return request
+
+
+# The short side of a frame for each "<n>p" resolution; the "K" resolutions name a long side loosely (1K is
+# 1024 or 1080 wide by provider), so they are not compared with a size.
+_SHORT_SIDE = {"480p": 480, "720p": 720, "768p": 768, "1080p": 1080}
+
+
+def _inconsistencies(request: VideoRequest) -> list[FieldError]:
+    """What the fields say together: a prompt unless there is image input, and a ``size`` that agrees with
+    ``resolution`` and ``aspect_ratio`` when those are given too (OpenRouter: "interchangeable")."""
+    errors = []
+    if request.prompt is None and not request.has_image_input:
+        errors.append(
+            FieldError("prompt", "required unless the request has image input (an image reference or a frame)")
+        )
+    if request.size is not None:
+        width, height = (int(n) for n in request.size.split("x"))
+        if request.aspect_ratio is not None:
+            across, down = (int(n) for n in request.aspect_ratio.split(":"))
+            if abs(width / height - across / down) > 0.02 * across / down:
+                errors.append(FieldError("size", f"{request.size} is not {request.aspect_ratio} (aspect_ratio)"))
+        short = _SHORT_SIDE.get(request.resolution or "")
+        if short is not None and min(width, height) != short:
+            errors.append(FieldError("size", f"{request.size} is not {request.resolution} (resolution)"))
+    return errors
 
 
 def _utf8_size(text: str) -> int:
@@ -150,12 +178,10 @@ def accept(
         request_hash = fingerprint(request)
         if identity is not None and (earlier := find_earlier(services, identity, request_hash)) is not None:
             return earlier
-        for index, ref in enumerate(request.input_references):
-            if ref.image_url.url.startswith("s3://"):
-                services.storage.check_reference(ref.image_url.url, f"input_references[{index}].image_url.url")
-        for index, frame in enumerate(request.frame_images):
-            if frame.image_url.url.startswith("s3://"):
-                services.storage.check_reference(frame.image_url.url, f"frame_images[{index}].image_url.url")
+        for field, url in request.reference_urls():
+            if url.startswith("s3://"):
+                services.storage.check_reference(url, field)
+        previous = _previous_openrouter_job(services, request, owner)
         services.catalog.validate(request)
     except RequestRejected as rejected:
         emit(Metric.JOBS_REJECTED, door=door.value, reason=rejected.reason)
@@ -174,6 +200,7 @@ def accept(
         caller_session=owner.session,
         source=source,
         request_fingerprint=request_hash,
+        previous_openrouter_job_id=previous,
     )
     try:
         services.store.create(job)
@@ -194,6 +221,32 @@ def accept(
     logger.info("job accepted", extra={"door": door.value, "model": request.model})
     emit(Metric.JOBS_ACCEPTED, door=door.value)
     return Accepted(job)
+
+
+def _previous_openrouter_job(services: Services, request: VideoRequest, owner: Owner) -> str | None:
+    """OpenRouter's id of the completed job ``previous_job_id`` names, which must be the same owner's (any
+    other job is 404, as on the API: whether it exists is not the caller's to learn)."""
+    if request.previous_job_id is None:
+        return None
+    previous = services.store.get(request.previous_job_id)
+    if previous is None or not owns(owner.id, previous.caller):
+        raise RequestRejected(
+            f"no video job {request.previous_job_id}",
+            [FieldError("previous_job_id", "no such job of yours")],
+            404,
+            reason="not_found",
+        )
+    if previous.status is not JobStatus.COMPLETED or not previous.openrouter_job_id:
+        raise RequestRejected(
+            "previous job not completed",
+            [
+                FieldError(
+                    "previous_job_id",
+                    f"job {previous.id} is {previous.status.value}: only a completed job can be continued",
+                )
+            ],
+        )
+    return previous.openrouter_job_id
 
 
 def find_earlier(services: Services, identity: RequestIdentity, request_hash: str | None = None) -> Accepted | None:

@@ -7,9 +7,9 @@ import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from videogen.addresses import check_public_https_url
 from videogen.settings import DEFAULT_MODEL
@@ -51,43 +51,80 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class ImageUrl(_Strict):
+class MediaUrl(_Strict):
+    """A reference's URL: https on a public host, an s3:// object of the service's references/, or a small
+    inline ``data:<kind>/...;base64`` URL of the reference's own kind."""
+
+    KIND: ClassVar[str] = "image"
     url: Annotated[str, Field(min_length=1)]
 
     @field_validator("url")
     @classmethod
     def _scheme_allowed(cls, url: str) -> str:
         if url.startswith("data:"):
-            return _check_data_url(url)
+            return _check_data_url(url, cls.KIND)
         if len(url) > MAX_URL_CHARS:
             raise ValueError(f"URL longer than {MAX_URL_CHARS} characters")
         if url.startswith("s3://"):
             return url
         if url.startswith("https://"):
             return check_public_https_url(url)
-        raise ValueError("must be an https:// URL, an s3:// URI in the service bucket, or a data:image/... URL")
+        raise ValueError(f"must be an https:// URL, an s3:// URI in the service bucket, or a data:{cls.KIND}/... URL")
 
 
-def _check_data_url(url: str) -> str:
+class ImageUrl(MediaUrl):
+    KIND: ClassVar[str] = "image"
+
+
+class AudioUrl(MediaUrl):
+    KIND: ClassVar[str] = "audio"
+
+
+class VideoUrl(MediaUrl):
+    KIND: ClassVar[str] = "video"
+
+
+def _check_data_url(url: str, kind: str = "image") -> str:
     header, _, payload = url.partition(",")
-    if not header.startswith("data:image/") or not header.endswith(";base64"):
-        raise ValueError("data URLs must be data:image/<type>;base64,...")
+    if not header.startswith(f"data:{kind}/") or not header.endswith(";base64"):
+        raise ValueError(f"data URLs must be data:{kind}/<type>;base64,...")
     # Cheap bound first (4 characters per 3 bytes, so a far larger payload is refused without decoding),
     # then the exact decoded size: the estimate alone miscounts padding.
     if len(payload) > (MAX_DATA_URL_BYTES + 2) // 3 * 4:
-        raise ValueError(f"data URL image larger than {MAX_DATA_URL_BYTES} bytes; upload it to S3 instead")
+        raise ValueError(f"data URL {kind} larger than {MAX_DATA_URL_BYTES} bytes; upload it to S3 instead")
     try:
-        image = base64.b64decode(payload, validate=True)
+        media = base64.b64decode(payload, validate=True)
     except ValueError as exc:
         raise ValueError("data URL is not valid base64") from exc
-    if len(image) > MAX_DATA_URL_BYTES:
-        raise ValueError(f"data URL image larger than {MAX_DATA_URL_BYTES} bytes; upload it to S3 instead")
+    if len(media) > MAX_DATA_URL_BYTES:
+        raise ValueError(f"data URL {kind} larger than {MAX_DATA_URL_BYTES} bytes; upload it to S3 instead")
     return url
 
 
+ReferenceType = Literal["image_url", "audio_url", "video_url"]
+
+
 class InputReference(_Strict):
-    type: Literal["image_url"] = "image_url"
-    image_url: ImageUrl
+    """OpenRouter's InputReference: an image, audio or video reference, its URL under the key its type
+    names. Audio and video references are honoured by some providers only (e.g. Seedance 2); others use
+    the image references and ignore the rest."""
+
+    type: ReferenceType = "image_url"
+    image_url: ImageUrl | None = None
+    audio_url: AudioUrl | None = None
+    video_url: VideoUrl | None = None
+
+    @model_validator(mode="after")
+    def _one_url_of_its_type(self) -> InputReference:
+        given = [key for key in ("image_url", "audio_url", "video_url") if getattr(self, key) is not None]
+        if given != [self.type]:
+            raise ValueError(f"a reference of type {self.type!r} carries {self.type!r} (and no other URL)")
+        return self
+
+    @property
+    def media(self) -> MediaUrl:
+        media: MediaUrl = getattr(self, self.type)
+        return media
 
 
 class FrameImage(_Strict):
@@ -96,11 +133,24 @@ class FrameImage(_Strict):
     frame_type: FrameType
 
 
+class ProviderOptions(_Strict):
+    """``provider.options.<slug>``: parameters passed through to that provider, each allowed by the model's
+    ``allowed_passthrough_parameters`` (checked against the catalogue at intake)."""
+
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProviderConfig(_Strict):
+    options: Annotated[dict[str, ProviderOptions], Field(max_length=16)] = Field(default_factory=dict)
+
+
 class VideoRequest(_Strict):
     """What a caller asks for: OpenRouter's VideoGenerationRequest fields we support."""
 
     model: Annotated[str, Field(min_length=1, max_length=200)] = DEFAULT_MODEL
-    prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
+    # Optional for a request with image input (OpenRouter: "optional for models that support generating a
+    # video from image input alone"); intake.parse_request requires it otherwise.
+    prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)] | None = None
     duration: Annotated[int, Field(ge=1, le=120)] | None = None
     resolution: Resolution | None = None
     aspect_ratio: AspectRatio | None = None
@@ -111,10 +161,28 @@ class VideoRequest(_Strict):
         default_factory=list
     )
     frame_images: Annotated[list[FrameImage], Field(max_length=MAX_FRAME_IMAGES)] = Field(default_factory=list)
+    provider: ProviderConfig | None = None
+    # A completed videogen job of the same owner to edit or extend; OpenRouter gets that job's own id.
+    previous_job_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    # Only so that it can be refused with a reason: see _no_callback_url.
+    callback_url: str | None = None
+
+    @field_validator("callback_url")
+    @classmethod
+    def _no_callback_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            raise ValueError(
+                "callback_url is videogen's own (OpenRouter calls the service back); to be told when your "
+                "video is done, use webhook_url (outbound webhooks, not yet accepted by this version) or "
+                "the VideoCompleted / VideoFailed events"
+            )
+        return url
 
     @field_validator("prompt")
     @classmethod
-    def _prompt_not_blank(cls, prompt: str) -> str:
+    def _prompt_not_blank(cls, prompt: str | None) -> str | None:
+        if prompt is None:
+            return prompt
         # Control characters have no place in a prompt and NULs break logs and downstream tools; tab and
         # line breaks are ordinary text.
         bad = next((c for c in prompt if _is_control(c)), None)
@@ -135,19 +203,40 @@ class VideoRequest(_Strict):
             raise ValueError("each frame_type may appear once")
         return frames
 
-    def image_urls(self) -> list[str]:
-        return [ref.image_url.url for ref in self.input_references] + [f.image_url.url for f in self.frame_images]
+    @property
+    def has_image_input(self) -> bool:
+        return bool(self.frame_images) or any(ref.type == "image_url" for ref in self.input_references)
 
-    def to_openrouter(self, resolve_url: Callable[[str], str] = str) -> dict[str, Any]:
-        """The body for POST /api/v1/videos: unset fields left out, image URLs passed through ``resolve_url``
-        (which turns s3:// URIs into presigned HTTPS URLs)."""
+    def reference_urls(self) -> list[tuple[str, str]]:
+        """(field path, URL) of every reference and frame image, as errors name them."""
+        urls = [(f"input_references[{i}].{ref.type}.url", ref.media.url) for i, ref in enumerate(self.input_references)]
+        urls += [(f"frame_images[{i}].image_url.url", f.image_url.url) for i, f in enumerate(self.frame_images)]
+        return urls
+
+    def image_urls(self) -> list[str]:
+        return [ref.media.url for ref in self.input_references if ref.type == "image_url"] + [
+            f.image_url.url for f in self.frame_images
+        ]
+
+    def to_openrouter(
+        self, resolve_url: Callable[[str], str] = str, previous_openrouter_job_id: str | None = None
+    ) -> dict[str, Any]:
+        """The body for POST /api/v1/videos: unset fields left out, reference URLs passed through
+        ``resolve_url`` (which turns s3:// URIs into presigned HTTPS URLs), ``previous_job_id`` replaced by
+        the OpenRouter id of the job it names."""
         body = self.model_dump(mode="json", exclude_none=True)
         for key in ("input_references", "frame_images"):
             if not body.get(key):
                 body.pop(key, None)
                 continue
             for item in body[key]:
-                item["image_url"]["url"] = resolve_url(item["image_url"]["url"])
+                media = item[item.get("type", "image_url")]
+                media["url"] = resolve_url(media["url"])
+        if body.get("provider") == {"options": {}}:
+            body.pop("provider")
+        if self.previous_job_id is not None:
+            assert previous_openrouter_job_id, "a previous job is sent by its OpenRouter id"
+            body["previous_job_id"] = previous_openrouter_job_id
         return body
 
 
@@ -218,6 +307,8 @@ class Job(BaseModel):
     source: str | None = None
     # sha256 of the validated request: a replay with the same Idempotency-Key must carry the same request.
     request_fingerprint: str | None = None
+    # OpenRouter's id of the job ``request.previous_job_id`` names (resolved at intake, sent by submit).
+    previous_openrouter_job_id: str | None = None
     openrouter_job_id: str | None = None
     polling_url: str | None = None
     polls: list[str] = Field(default_factory=list)
@@ -268,6 +359,7 @@ class VideoModel(BaseModel):
     supported_aspect_ratios: list[str] | None = None
     supported_sizes: list[str] | None = None
     supported_frame_images: list[str] | None = None
+    allowed_passthrough_parameters: list[str] | None = None
     generate_audio: bool | None = None
     seed: bool | None = None
 

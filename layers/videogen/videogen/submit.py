@@ -66,7 +66,7 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
         finish_job(services, job_id, JobStatus.FAILED, error=UNKNOWN_OUTCOME)
         return SubmitResult.FAILED
 
-    body = job.request.to_openrouter(services.storage.resolve_reference)
+    body = job.request.to_openrouter(services.storage.resolve_reference, job.previous_openrouter_job_id)
     try:
         accepted = services.openrouter.submit(body)
     except OpenRouterError as exc:

@@ -56,6 +56,7 @@ MODELS: list[dict[str, Any]] = [
         "canonical_slug": "google/veo-3.1-fast",
         "name": "Google: Veo 3.1 Fast",
         "supported_durations": [4, 6, 8],
+        "allowed_passthrough_parameters": ["personGeneration", "negativePrompt"],
         "supported_resolutions": ["720p", "1080p", "4K"],
         "supported_aspect_ratios": ["16:9", "9:16"],
         "supported_sizes": ["1280x720", "1080x1920", "1920x1080", "720x1280"],
@@ -210,14 +211,30 @@ class OpenRouterSimulator:
         if not isinstance(body, dict):
             return _error(400, "Invalid request parameters: body must be a JSON object")
         model_id, prompt = body.get("model"), body.get("prompt")
-        if not model_id or not prompt:
-            return _error(400, "Invalid request parameters: 'model' and 'prompt' are required")
+        has_image = bool(body.get("frame_images")) or any(
+            (ref or {}).get("type", "image_url") == "image_url" for ref in body.get("input_references") or []
+        )
+        if not model_id or (not prompt and not has_image):
+            # As documented: the prompt is optional for a request with image input alone.
+            return _error(400, "Invalid request parameters: 'model' and 'prompt' (or image input) are required")
         model = next((m for m in MODELS if m["id"] == model_id), None)
         if model is None:
             return _error(404, f"Model not found: {model_id}")
         problem = _capability_problem(body, model)
         if problem:
             return _error(400, f"Invalid request parameters: {problem}")
+        previous_id = body.get("previous_job_id")
+        if previous_id is not None:
+            with self._lock:
+                previous = self.jobs.get(str(previous_id))
+            if previous is None or previous.status != "completed":
+                return _error(400, f"Invalid request parameters: previous_job_id {previous_id!r} is no completed job")
+            if not has_image:  # a continuation renders from the video it continues (its reference)
+                body = {
+                    **body,
+                    "input_references": previous.request.get("input_references") or [],
+                    "frame_images": previous.request.get("frame_images") or [],
+                }
         markers = dict(MARKER.findall(str(prompt)))
         if "reject" in markers:  # e.g. [sim:reject=402]: OpenRouter refuses the submission
             code = int(markers["reject"])
@@ -447,6 +464,11 @@ def _capability_problem(body: dict[str, Any], model: dict[str, Any]) -> str | No
     for flag in ("generate_audio", "seed"):
         if body.get(flag) not in (None, False) and model.get(flag) is False:
             return f"{flag} is not supported by {model['id']}"
+    allowed = model.get("allowed_passthrough_parameters")
+    for slug, options in ((body.get("provider") or {}).get("options") or {}).items():
+        for key in (options or {}).get("parameters") or {}:
+            if allowed is not None and key not in allowed:
+                return f"provider.options.{slug}.parameters.{key} is not allowed for {model['id']}"
     return None
 
 
