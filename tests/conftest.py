@@ -67,8 +67,10 @@ def aws() -> Iterator[None]:
     from moto import mock_aws
 
     from videogen.aws import client
+    from videogen_local.localmode.patches import serialize_dynamodb_writes
     from videogen_local.localmode.stack import create_jobs_table
 
+    serialize_dynamodb_writes()  # DynamoDB's conditional writes are atomic; moto's are not without it
     with mock_aws():
         create_jobs_table(client("dynamodb"), "videogen-jobs")
         client("s3").create_bucket(Bucket="videogen-bucket")

@@ -101,7 +101,14 @@ def create_video() -> Response[dict[str, Any]]:
         headers["Idempotent-Replayed"] = "true"
     # A replay answers as the first attempt did: the job was queued then, whatever it is doing now.
     return Response(
-        202, content_types.APPLICATION_JSON, {"id": accepted.job.id, "status": JobStatus.QUEUED.value}, headers=headers
+        202,
+        content_types.APPLICATION_JSON,
+        {
+            "id": accepted.job.id,
+            "status": JobStatus.QUEUED.value,
+            "estimated_cost_usd": accepted.job.estimated_cost_usd,
+        },
+        headers=headers,
     )
 
 

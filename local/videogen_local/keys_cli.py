@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
+
+from videogen_local.tables import add_table_arguments, table_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,10 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     def verb(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help_text)
-        where = sub.add_mutually_exclusive_group()
-        where.add_argument("--stack", help="a deployed stack: its KeysTableName output")
-        where.add_argument("--table", help="the keys table (local serve: keys_table of its ready line)")
-        sub.add_argument("--region", help="AWS region of the stack (default: your AWS configuration)")
+        add_table_arguments(sub, "KeysTableName")
         return sub
 
     create = verb("create", "issue a key for a tenant; prints it once")
@@ -39,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from videogen.keys import ApiKeys
 
-    keys = ApiKeys(_table(args))
+    keys = ApiKeys(table_from(args, "KeysTableName", "VIDEOGEN_KEYS_TABLE"))
     result: Any
     if args.keys_command == "create":
         try:
@@ -58,23 +56,3 @@ def run(args: argparse.Namespace) -> int:
         result = revoked.public()
     print(json.dumps(result, indent=2))
     return 0
-
-
-def _table(args: argparse.Namespace) -> str:
-    if args.region:
-        os.environ["AWS_DEFAULT_REGION"] = args.region
-    if args.table:
-        return str(args.table)
-    if args.stack:
-        from videogen.aws import client
-
-        stacks = client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        if "KeysTableName" not in outputs:
-            raise SystemExit(f"stack {args.stack} has no KeysTableName output (deployed before API keys?)")
-        return str(outputs["KeysTableName"])
-    if os.environ.get("VIDEOGEN_KEYS_TABLE"):
-        return os.environ["VIDEOGEN_KEYS_TABLE"]
-    raise SystemExit(
-        "pass --stack NAME (deployed) or --table NAME (local serve: keys_table), or set VIDEOGEN_KEYS_TABLE"
-    )

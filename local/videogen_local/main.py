@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("--table", required=True, help="the JobsTableName stack output")
     migrate.add_argument("--endpoint-url", help="AWS endpoint (local mode: aws_endpoint_url of local serve)")
 
-    from videogen_local import chaos, demo, keys_cli
+    from videogen_local import budgets_cli, chaos, demo, keys_cli
+
+    budgets_cli.add_arguments(commands.add_parser("budgets", help="monthly and daily USD budgets per owner"))
 
     keys_cli.add_arguments(commands.add_parser("keys", help="tenant API keys for the OpenRouter-compatible routes"))
 
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "keys":
         return keys_cli.run(args)
+    if args.command == "budgets":
+        return budgets_cli.run(args)
     if args.command == "migrate-owners":
         from videogen_local.migrate import migrate_owners
 

@@ -56,6 +56,7 @@ def outcome_detail(job: Job) -> dict[str, Any]:
         "polls": len(job.polls),
         "error": job.error,
         "usage": job.usage.model_dump(mode="json") if job.usage else None,
+        "estimated_cost_usd": job.estimated_cost_usd,
         "created_at": job.created_at,
         "finished_at": job.finished_at,
     }

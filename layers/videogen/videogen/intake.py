@@ -10,16 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
+from videogen.budgets import OverBudget
 from videogen.errors import FieldError, RequestRejected, TransientError
 from videogen.events import DetailType
-from videogen.jobs import JobExists
+from videogen.jobs import JobExists, WriteRefused
 from videogen.models import Door, Job, JobStatus, VideoRequest
 from videogen.observability import Metric, annotate_job, emit, logger
 from videogen.owners import Owner, owns
+from videogen.pricing import estimate_cost_usd
 from videogen.services import Services, new_job_id
 
 MAX_REQUEST_BYTES = 400 * 1024
@@ -183,6 +186,8 @@ def accept(
                 services.storage.check_reference(url, field)
         previous = _previous_openrouter_job(services, request, owner)
         services.catalog.validate(request)
+        job_id = identity.job_id if identity is not None else new_job_id()
+        estimate, reservation = _estimate_and_reserve(services, request, owner, job_id)
     except RequestRejected as rejected:
         emit(Metric.JOBS_REJECTED, door=door.value, reason=rejected.reason)
         logger.info(
@@ -192,7 +197,7 @@ def accept(
         raise
 
     job = Job(
-        id=identity.job_id if identity is not None else new_job_id(),
+        id=job_id,
         status=JobStatus.QUEUED,
         request=request,
         door=door,
@@ -201,9 +206,13 @@ def accept(
         source=source,
         request_fingerprint=request_hash,
         previous_openrouter_job_id=previous,
+        estimated_cost_usd=float(estimate) if estimate is not None else None,
     )
     try:
-        services.store.create(job)
+        services.store.create(job, with_writes=reservation)
+    except WriteRefused:
+        # Another request took the room between the limits read and this write: the budget held.
+        raise _rejected(door, _over_budget(owner, estimate)) from None
     except JobExists:
         # A concurrent delivery of the same request wrote it first (identity given: the id is the request's).
         assert identity is not None
@@ -221,6 +230,45 @@ def accept(
     logger.info("job accepted", extra={"door": door.value, "model": request.model})
     emit(Metric.JOBS_ACCEPTED, door=door.value)
     return Accepted(job)
+
+
+def _estimate_and_reserve(
+    services: Services, request: VideoRequest, owner: Owner, job_id: str
+) -> tuple[Decimal | None, list[dict[str, Any]]]:
+    """The job's estimated cost, and the budget reservation to write with it (none without a budget)."""
+    model = (services.catalog.models() or {}).get(request.model)
+    estimate = estimate_cost_usd(request, model) if model is not None else None
+    if not services.settings.budgets_table:
+        return estimate, []
+    limits = services.budgets.limits(owner.id)
+    if not limits.any:
+        return estimate, []
+    if estimate is None:
+        raise RequestRejected(
+            "cost cannot be estimated under a budget",
+            [FieldError("model", f"{request.model}'s prices are not understood, so no budget can be kept")],
+            402,
+            reason="budget",
+        )
+    try:
+        return estimate, services.budgets.reservation(owner.id, job_id, estimate, limits)
+    except OverBudget:
+        raise _over_budget(owner, estimate) from None
+
+
+def _over_budget(owner: Owner, estimate: Decimal | None) -> RequestRejected:
+    return RequestRejected(
+        "budget exceeded",
+        [FieldError("body", f"the estimated {estimate} USD does not fit what is left of {owner.id}'s budget")],
+        402,
+        reason="budget",
+    )
+
+
+def _rejected(door: Door, rejected: RequestRejected) -> RequestRejected:
+    emit(Metric.JOBS_REJECTED, door=door.value, reason=rejected.reason)
+    logger.info("request rejected", extra={"door": door.value, "reason": rejected.message})
+    return rejected
 
 
 def _previous_openrouter_job(services: Services, request: VideoRequest, owner: Owner) -> str | None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -21,6 +23,7 @@ from videogen.models import TERMINAL_STATUSES, Job, JobStatus, OpenRouterJob, Us
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 CALLER_INDEX = "by_caller"
+TRANSACTION_ATTEMPTS = 8
 # What a LastEvaluatedKey of the by_caller index holds: its key (caller, created_at) and the table's (id).
 PAGE_KEY_ATTRIBUTES = frozenset({"caller", "created_at", "id"})
 _ATTRIBUTE = {"#s": "status"}
@@ -76,22 +79,37 @@ class JobStore:
 
     # --- transitions ----------------------------------------------------------------------------------
 
-    def create(self, job: Job) -> None:
+    def create(self, job: Job, with_writes: list[dict[str, Any]] | None = None) -> None:
         """Write a new job. Raises JobExists if a job with its id is already there: for a job whose id comes
         from its request's identity (intake.RequestIdentity) that is an earlier delivery of the same request,
         and this one conditional item is the whole dedupe (no key can exist without its job, or a job
-        without its key)."""
+        without its key). ``with_writes``: TransactWriteItems entries written with the job or not at all
+        (a budget reservation); a failed condition among them raises WriteRefused."""
         item = job.model_dump(mode="json", exclude_none=True)
-        try:
-            client("dynamodb").put_item(
-                TableName=self.table,
-                Item=_dynamo(item),
-                ConditionExpression="attribute_not_exists(id)",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise JobExists(job.id) from None
-            raise
+        put = {"TableName": self.table, "Item": _dynamo(item), "ConditionExpression": "attribute_not_exists(id)"}
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                if not with_writes:
+                    client("dynamodb").put_item(**put)
+                    return
+                client("dynamodb").transact_write_items(TransactItems=[{"Put": put}, *with_writes])
+                return
+            except ClientError as exc:
+                code = exc.response["Error"]["Code"]
+                if code == "ConditionalCheckFailedException":
+                    raise JobExists(job.id) from None
+                if code != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    raise JobExists(job.id) from None
+                if "ConditionalCheckFailed" in reasons:
+                    raise WriteRefused(job.id) from None
+                if "TransactionConflict" not in reasons or attempt == TRANSACTION_ATTEMPTS - 1:
+                    raise
+                # Another transaction held one of the items (a budget under a burst): nothing was written,
+                # and botocore does not retry a cancelled transaction. Try again after a jittered pause.
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))
 
     def delete(self, job_id: str) -> None:
         client("dynamodb").delete_item(TableName=self.table, Key=_key(job_id))
@@ -260,6 +278,10 @@ class _ConditionFailed(Exception):
 
 class JobExists(Exception):
     """A job with this id is already recorded."""
+
+
+class WriteRefused(Exception):
+    """A condition of a write made with the job failed (the budget has no room): nothing was written."""
 
 
 def _terminal(values: dict[str, Any]) -> str:

@@ -309,6 +309,8 @@ class Job(BaseModel):
     request_fingerprint: str | None = None
     # OpenRouter's id of the job ``request.previous_job_id`` names (resolved at intake, sent by submit).
     previous_openrouter_job_id: str | None = None
+    # From the model's pricing_skus before the job was queued (videogen.pricing); None: not understood.
+    estimated_cost_usd: float | None = None
     openrouter_job_id: str | None = None
     polling_url: str | None = None
     polls: list[str] = Field(default_factory=list)
@@ -360,6 +362,7 @@ class VideoModel(BaseModel):
     supported_sizes: list[str] | None = None
     supported_frame_images: list[str] | None = None
     allowed_passthrough_parameters: list[str] | None = None
+    pricing_skus: dict[str, str] | None = None
     generate_audio: bool | None = None
     seed: bool | None = None
 

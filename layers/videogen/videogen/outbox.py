@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from videogen.events import DetailType, outcome_detail
@@ -35,7 +36,9 @@ def ended_job(old_image: Mapping[str, Any] | None, new_image: Mapping[str, Any] 
 
 
 def announce(services: Services, job: Job) -> bool:
-    """Publish the job's result event unless it went out already. Returns whether it was published now."""
+    """Settle the job's budget reservation, then publish its result event unless it went out already.
+    Returns whether the event was published now."""
+    settle_budget(services, job)
     recorded = services.store.raw(job.id)
     if recorded is not None and "event_published_at" in recorded:
         logger.info("result event already published", extra={"job_id": job.id, "status": job.status.value})
@@ -46,6 +49,22 @@ def announce(services: Services, job: Job) -> bool:
     record_outcome_metrics(job)
     logger.info("result event published", extra={"job_id": job.id, "status": job.status.value, "event": detail_type})
     return True
+
+
+def settle_budget(services: Services, job: Job) -> None:
+    """What the job reserved becomes what it cost: OpenRouter's ``usage.cost``; nothing for a job that
+    never reached OpenRouter; the estimate for one that did and reported no cost (it may have billed).
+    Idempotent: a redelivered change finds the reservation settled."""
+    if not services.settings.budgets_table:
+        return
+    if job.usage is not None and job.usage.cost is not None:
+        actual = Decimal(str(job.usage.cost))
+    elif job.openrouter_job_id and job.estimated_cost_usd is not None:
+        actual = Decimal(str(job.estimated_cost_usd))
+    else:
+        actual = Decimal(0)
+    if services.budgets.settle(job.caller, job.id, actual):
+        logger.info("budget settled", extra={"job_id": job.id, "cost_usd": float(actual)})
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from videogen.aws import client
+from videogen.budgets import Budgets
 from videogen.capabilities import ModelCatalog
 from videogen.events import EventPublisher
 from videogen.jobs import JobStore
@@ -86,6 +87,10 @@ class Services:
     @cached_property
     def store(self) -> JobStore:
         return JobStore(self.settings.jobs_table)
+
+    @cached_property
+    def budgets(self) -> Budgets:
+        return Budgets(self.settings.budgets_table)
 
     @cached_property
     def queue(self) -> SubmitQueue:

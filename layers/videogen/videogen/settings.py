@@ -46,6 +46,8 @@ class Settings(BaseModel):
 
     jobs_table: str = Field(default="videogen-jobs", description="env JOBS_TABLE")
     keys_table: str = Field(default="videogen-keys", description="env KEYS_TABLE (tenant API keys)")
+    # Budgets per owner (videogen.budgets); empty: none are enforced.
+    budgets_table: str = Field(default="", description="env BUDGETS_TABLE")
     bucket: str = Field(default="videogen-bucket", description="env BUCKET")
     queue_url: str = Field(default="", description="env QUEUE_URL (the submit queue)")
     event_bus: str = Field(default="default", description="env EVENT_BUS")

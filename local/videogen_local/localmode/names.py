@@ -37,6 +37,10 @@ class Names:
         return f"{self.stack}-keys"
 
     @property
+    def budgets_table(self) -> str:
+        return f"{self.stack}-budgets"
+
+    @property
     def bucket(self) -> str:
         return f"{self.stack}-{self.account}-{self.region}"
 

@@ -185,6 +185,34 @@ def _s3_event_with_sequencer(original: Callable[..., dict[str, Any]]) -> Callabl
     return get_s3_event
 
 
+_DYNAMODB_WRITES = threading.RLock()
+_serialized = False
+
+
+def serialize_dynamodb_writes() -> None:
+    """moto checks a write's condition and applies it without a lock, so two threads can both pass
+    ``committed <= :room`` and both add: DynamoDB never lets that happen (each item's conditional writes
+    are linearizable, a transaction is atomic). Running moto's writes one at a time restores that; the
+    budgets' and the doors' concurrency tests depend on it. Idempotent."""
+    global _serialized
+    with _lock:
+        if _serialized:
+            return
+        from moto.dynamodb.models import DynamoDBBackend
+
+        for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item"):
+            setattr(DynamoDBBackend, name, _one_at_a_time(getattr(DynamoDBBackend, name)))
+        _serialized = True
+
+
+def _one_at_a_time(method: Callable[..., Any]) -> Callable[..., Any]:
+    def serialized(*args: Any, **kwargs: Any) -> Any:
+        with _DYNAMODB_WRITES:
+            return method(*args, **kwargs)
+
+    return serialized
+
+
 def apply() -> None:
     """Apply the patches once per process (idempotent)."""
     global _applied
@@ -203,6 +231,7 @@ def apply() -> None:
         # The ASL interpreter logs every caught error at ERROR level; our Catch paths are expected.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         _applied = True
+    serialize_dynamodb_writes()
 
 
 # --- smoke checks ------------------------------------------------------------------------------------

@@ -188,6 +188,7 @@ class LocalStack:
                 "AWS_REGION": self.names.region,
                 "JOBS_TABLE": self.names.table,
                 "KEYS_TABLE": self.names.keys_table,
+                "BUDGETS_TABLE": self.names.budgets_table,
                 "BUCKET": self.names.bucket,
                 "EVENT_BUS": self.names.event_bus,
                 "STATE_MACHINE_ARN": self.names.state_machine_arn,
@@ -326,6 +327,7 @@ class LocalStack:
             "event_bus": self.names.event_bus,
             "jobs_table": self.names.table,
             "keys_table": self.names.keys_table,
+            "budgets_table": self.names.budgets_table,
             "queue_url": queue_url,
             "dead_letter_queue_url": dlq_url,
             "intake_dead_letter_queue_url": intake_dlq_url,
@@ -476,6 +478,7 @@ class LocalStack:
     def _create_table(self, dynamodb: Any) -> None:
         create_jobs_table(dynamodb, self.names.table)
         create_keys_table(dynamodb, self.names.keys_table)
+        create_budgets_table(dynamodb, self.names.budgets_table)
 
     def _create_functions(self, iam: Any, lambda_client: Any) -> None:
         role = iam.create_role(
@@ -581,5 +584,18 @@ def create_keys_table(dynamodb: Any, name: str) -> None:
         TableName=name,
         KeySchema=[{"AttributeName": "key_id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "key_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def create_budgets_table(dynamodb: Any, name: str) -> None:
+    """The budgets table as template.yaml defines it (key ``owner`` + ``period``); tests use it too."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "owner", "KeyType": "HASH"}, {"AttributeName": "period", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "owner", "AttributeType": "S"},
+            {"AttributeName": "period", "AttributeType": "S"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
