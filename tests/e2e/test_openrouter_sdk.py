@@ -117,3 +117,29 @@ def test_another_tenants_job_is_not_found(served: Served) -> None:
         job = client.video_generation.generate(model="bytedance/seedance-2.0-fast", prompt="mine only", duration=4)
     with sdk(served, theirs["key"]) as other, pytest.raises(errors.NotFoundResponseError):
         other.video_generation.get_generation(job_id=job.id)
+
+
+def budgets(served: Served, *args: str) -> Any:
+    env = {**os.environ, "AWS_ENDPOINT_URL": served.info["aws_endpoint_url"]}
+    result = subprocess.run(
+        [str(VIDEOGEN), "budgets", *args, "--table", served.info["budgets_table"]],
+        capture_output=True, text=True, timeout=60, check=True, env=env,
+    )  # fmt: skip
+    return json.loads(result.stdout)
+
+
+def test_a_tenant_over_its_budget_gets_the_sdks_payment_required_error(served: Served) -> None:
+    tenant = f"sdk-{uuid.uuid4().hex[:8]}"
+    issued = keys(served, "create", "--tenant", tenant)
+    # Seedance prices video tokens: a 4 s 480p 16:9 video is estimated at 0.0537 USD.
+    [shown] = budgets(served, "set", "--owner", f"tenant:{tenant}", "--monthly-usd", "0.08")
+    assert shown["limits"] == {"monthly_usd": 0.08, "daily_usd": None}
+    request = {"model": "bytedance/seedance-2.0-fast", "prompt": "on budget", "duration": 4, "resolution": "480p"}
+    with sdk(served, issued["key"]) as client:
+        first = client.video_generation.generate(**request)
+        with pytest.raises(errors.PaymentRequiredResponseError):
+            client.video_generation.generate(**{**request, "prompt": "over budget"})
+    [after] = budgets(served, "show", "--owner", f"tenant:{tenant}")
+    assert after["month"]["reserved_usd"] + after["month"]["spent_usd"] <= 0.08
+    record = served.job_record(first.id)
+    assert record is not None and float(record["estimated_cost_usd"]) > 0
