@@ -149,7 +149,7 @@ def test_a_poison_record_does_not_hold_up_the_others(
     dynamodb = client("dynamodb")
     dynamodb.put_item(
         TableName="videogen-jobs",
-        Item={"id": {"S": "j-poison"}, "status": {"S": "in_progress"}, "request": {"M": {}}},  # no prompt
+        Item={"id": {"S": "j-poison"}, "status": {"S": "in_progress"}, "request": {"M": {"model": {"N": "5"}}}},
     )
     new_job("j-fine", JobStatus.IN_PROGRESS)
     for job_id in ("j-poison", "j-fine"):
@@ -165,7 +165,7 @@ def test_a_poison_record_does_not_hold_up_the_others(
     assert json.loads(message["Body"])["DDBStreamBatchInfo"]["batchSize"] >= 1
     outcome = republish(get_services(), datetime.now(UTC))
     assert outcome.announced == [] and list(outcome.failed) == ["j-poison"]
-    assert "prompt" in outcome.failed["j-poison"]
+    assert "request.model" in outcome.failed["j-poison"]
     # The CLI says so and keeps the DLQ (and its alarm) until the job is dealt with.
     command = ["republish", "--table", "videogen-jobs", "--event-bus", "videogen-bus", "--older-than", "0"]
     assert main([*command, "--outbox-dlq-url", env.outbox_dlq_url]) == 1

@@ -27,7 +27,11 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     module = load_function("api")
 
     def echo(services: Any, body: str, door: Any, owner: Any, **_: Any) -> Any:
-        made = SimpleNamespace(id=f"{json.loads(body)['prompt']}|{owner.id}", status=SimpleNamespace(value="queued"))
+        made = SimpleNamespace(
+            id=f"{json.loads(body)['prompt']}|{owner.id}",
+            status=SimpleNamespace(value="queued"),
+            estimated_cost_usd=None,
+        )
         return SimpleNamespace(job=made, replayed=False)
 
     monkeypatch.setattr(module.intake, "accept", echo)
