@@ -87,12 +87,14 @@ def test_resources_exist_with_the_template_names(stack: tuple[LocalStack, Path])
 
     table = aws(local, "dynamodb").describe_table(TableName=f"{STACK}-jobs")["Table"]
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "by_caller"
-    assert index["KeySchema"] == [
+    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"by_caller", "by_openrouter_job_id"}
+    assert indexes["by_caller"]["KeySchema"] == [
         {"AttributeName": "caller", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
     ]
+    assert indexes["by_openrouter_job_id"]["KeySchema"] == [{"AttributeName": "openrouter_job_id", "KeyType": "HASH"}]
+    assert indexes["by_openrouter_job_id"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
     aws(local, "s3").head_bucket(Bucket=info["bucket"])
     notification = aws(local, "s3").get_bucket_notification_configuration(Bucket=info["bucket"])

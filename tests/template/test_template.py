@@ -49,6 +49,8 @@ FUNCTIONS = {
     "FailFunction": ("fail", "fail"),
     "PublishFunction": ("publish", "publish"),
     "AuthorizerFunction": ("authorizer", "authorizer"),
+    "OpenRouterCallbackFunction": ("openrouter_callback", "openrouter-callback"),
+    "CallbackNudgeFunction": ("callback_nudge", "callback-nudge"),
 }
 EXPECTED_TIMEOUTS = {
     "ApiFunction": 29,
@@ -60,6 +62,8 @@ EXPECTED_TIMEOUTS = {
     "FailFunction": 30,
     "PublishFunction": 30,
     "AuthorizerFunction": 10,
+    "OpenRouterCallbackFunction": 10,
+    "CallbackNudgeFunction": 900,
 }
 # Functions the state machine invokes: they must not reference it (that would be a cycle).
 WORKFLOW_FUNCTIONS = {"PollFunction", "DownloadFunction", "FailFunction"}
@@ -70,6 +74,7 @@ SECRET_READERS = {
     "SubmitFunction",
     "PollFunction",
     "DownloadFunction",
+    "CallbackNudgeFunction",
 }
 COMMON_ENV = {
     "JOBS_TABLE",

@@ -52,6 +52,10 @@ def api_key_provider(settings: Settings) -> Callable[[], str]:
     return missing
 
 
+# The template creates the signing secret with this placeholder: callbacks stay off until it is replaced.
+WEBHOOK_SECRET_UNSET = "unset"
+
+
 def webhook_secret_provider(settings: Settings) -> Callable[[], str | None]:
     """The callback signing secret, or None when callbacks are off (no secret, or an empty one: the deployed
     secret exists from the start and holds nothing until an operator puts OpenRouter's signing secret in it)."""
@@ -65,8 +69,8 @@ def webhook_secret_provider(settings: Settings) -> Callable[[], str | None]:
             from aws_lambda_powertools.utilities import parameters
 
             value = parameters.get_secret(secret_id, max_age=300)
-            text = value if isinstance(value, str) else value.decode()
-            return text.strip() or None
+            text = (value if isinstance(value, str) else value.decode()).strip()
+            return None if text in ("", WEBHOOK_SECRET_UNSET) else text
 
         return from_secrets_manager
     return lambda: None
