@@ -346,6 +346,7 @@ class LocalStack:
                 self.names.dead_letter_queue: dlq_url,
                 self.names.intake_dead_letter_queue: intake_dlq_url,
                 self.names.outbox_dead_letter_queue: outbox_dlq_url,
+                self.names.callback_dead_letter_queue: callback_dlq_url,
             }
             self._queue_sampler = metrics.QueueSampler(
                 session.client("sqs"), queues, interval=self.config.queue_sample_seconds
