@@ -95,6 +95,7 @@ def dashboard() -> dict[str, Any]:
         "DeadLetterQueueAlarm",
         "IntakeDeadLetterQueueAlarm",
         "OutboxDeadLetterQueueAlarm",
+        "CallbackDeadLetterQueueAlarm",
         "OutboxLagAlarm",
         "FailureRatioAlarm",
         "ExecutionsFailedAlarm",
