@@ -14,7 +14,8 @@
 * ``seconds_to_complete``: jobs reach their outcome that long after submission, whoever polls (as real
   generation does); otherwise after ``polls_to_complete`` polls.
 * Scripted outcomes ride in the prompt so they work across processes: ``[sim:outcome=failed]``
-  (or cancelled / expired / never), ``[sim:polls=N]`` and ``[sim:reject=402]`` (refuse the submission).
+  (or cancelled / expired / never), ``[sim:polls=N]``, ``[sim:seconds=N]`` (with ``seconds_to_complete``) and
+  ``[sim:reject=402]`` (refuse the submission).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ FAULTS: dict[str, tuple[str, ...]] = {
     # rightly), or never. Each leaves the poll loop to find the end, or makes it find it sooner.
     "callback": ("duplicate", "delay", "early", "bad_signature", "drop"),
 }
-MARKER = re.compile(r"\[sim:(outcome|polls|reject)=([a-z0-9_]+)\]")
+MARKER = re.compile(r"\[sim:(outcome|polls|reject|seconds)=([a-z0-9_.]+)\]")
 
 
 @dataclass
@@ -270,7 +271,9 @@ class OpenRouterSimulator:
                 )
                 early.start()
         if self.config.seconds_to_complete is not None:
-            timer = threading.Timer(self.config.seconds_to_complete, self._advance, (job,))
+            # [sim:seconds=N]: this job's own generation time (measurements spread completions over the poll cycle).
+            seconds = float(markers.get("seconds", self.config.seconds_to_complete))
+            timer = threading.Timer(seconds, self._advance, (job,))
             timer.daemon = True
             timer.start()
         return 202, {
