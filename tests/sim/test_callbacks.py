@@ -62,7 +62,7 @@ def test_callback_faults(api_server: ScriptedServer, fault: str, deliveries: int
         callback_delay_seconds=0.3,
     )
     with OpenRouterSimulator(config) as sim:
-        sim._random.choice = lambda kinds: fault  # type: ignore[method-assign,return-value]
+        sim._random.choice = lambda kinds: fault  # type: ignore[method-assign,assignment,return-value]
         accepted = submit(sim, video_request(callback_url=f"{api_server.url}/hook"))
         if deliveries:
             got = delivered(api_server, deliveries)
