@@ -111,7 +111,7 @@ def test_the_state_machines_download_waits_while_a_callbacks_download_holds_the_
 def test_a_job_a_callback_completed_ends_its_execution_at_the_next_poll_without_openrouter(
     pipeline: Pipeline,
 ) -> None:
-    """The execution is waiting (2 s here, 30 s deployed) when the callback's nudge completes the job: its next
+    """The execution is waiting (1 s here, 30 s deployed) when the callback's nudge completes the job: its next
     Poll reads the ended job and stops (JobAlreadyEnded); OpenRouter saw the nudge's poll only."""
     simulator = pipeline.stack.simulator
     assert simulator is not None
@@ -132,13 +132,15 @@ def test_a_job_a_callback_completed_ends_its_execution_at_the_next_poll_without_
             polling_url=polling_url,
         )
     )
+    # The nudge lands while the execution would be waiting; it is started after it here so that the order is
+    # certain (a loaded machine could otherwise let the Wait end first, the race the test above covers).
+    assert nudge(get_services(), openrouter_id, owner="callback:m-1") is NudgeResult.COMPLETED
     workflow = WorkflowInput(
-        job_id=job_id, openrouter_job_id=openrouter_id, polling_url=polling_url, wait_seconds=2, max_polls=MAX_POLLS
+        job_id=job_id, openrouter_job_id=openrouter_id, polling_url=polling_url, wait_seconds=1, max_polls=MAX_POLLS
     )
     pipeline.aws("stepfunctions").start_execution(
         stateMachineArn=pipeline.info["state_machine_arn"], name=job_id, input=workflow.model_dump_json()
     )
-    assert nudge(get_services(), openrouter_id, owner="callback:m-1") is NudgeResult.COMPLETED
     execution = pipeline.execution(job_id)
     assert execution["status"] == "SUCCEEDED"
     names = [
