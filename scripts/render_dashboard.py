@@ -14,7 +14,18 @@ from typing import Any
 
 STACK = "${AWS::StackName}"
 REGION = "${AWS::Region}"
-FUNCTIONS = ["api", "intake-s3", "intake-event", "submit", "poll", "download", "fail", "publish"]
+FUNCTIONS = [
+    "api",
+    "intake-s3",
+    "intake-event",
+    "submit",
+    "poll",
+    "download",
+    "fail",
+    "publish",
+    "openrouter-callback",
+    "callback-nudge",
+]
 API = ["ApiName", f"{STACK}-api", "Stage", "v1"]
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 MARKER = "      DashboardBody: !Sub |\n"
@@ -84,6 +95,7 @@ def dashboard() -> dict[str, Any]:
         "DeadLetterQueueAlarm",
         "IntakeDeadLetterQueueAlarm",
         "OutboxDeadLetterQueueAlarm",
+        "CallbackDeadLetterQueueAlarm",
         "OutboxLagAlarm",
         "FailureRatioAlarm",
         "ExecutionsFailedAlarm",
@@ -173,6 +185,7 @@ def dashboard() -> dict[str, Any]:
                 sqs("ApproximateNumberOfMessagesVisible", "submit-dlq", "submit DLQ"),
                 sqs("ApproximateNumberOfMessagesVisible", "intake-dlq", "intake DLQ"),
                 sqs("ApproximateNumberOfMessagesVisible", "outbox-dlq", "outbox DLQ"),
+                sqs("ApproximateNumberOfMessagesVisible", "callback-dlq", "callback DLQ"),
                 [
                     "AWS/Lambda",
                     "IteratorAge",

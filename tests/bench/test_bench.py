@@ -11,6 +11,7 @@ import pytest
 
 from bench import cold_start, download, sizing, throughput, workflow_cost
 from bench.report import END, START, markdown, update_readme
+from videogen_local.localmode.names import FUNCTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -33,9 +34,7 @@ def test_download_throughput_compares_the_transfer_with_each_leg() -> None:
 
 def test_cold_start_measures_every_handler_against_boto3() -> None:
     result = cold_start.run(runs=1)
-    assert {row["function"] for row in result["handlers"]} == {
-        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail", "publish", "authorizer"
-    }  # fmt: skip
+    assert {row["function"] for row in result["handlers"]} == set(FUNCTIONS)  # every function, as deployed
     assert result["boto3_import_ms"] > 0 and all(row["import_ms"] > 0 for row in result["handlers"])
     assert set(result["floors"]) == {"boto3_pydantic", "libraries"}
     assert all(floor["import_ms"] > 0 for floor in result["floors"].values())
@@ -69,9 +68,7 @@ def test_throughput_run_accounts_for_every_job() -> None:
 
 def test_sizing_measures_each_function_in_its_own_process() -> None:
     result = sizing.run()
-    assert [row["function"] for row in result["functions"]] == [
-        "api", "intake_s3", "intake_event", "submit", "poll", "download", "fail", "publish", "authorizer"
-    ]  # fmt: skip
+    assert [row["function"] for row in result["functions"]] == list(FUNCTIONS)
     for row in result["functions"]:
         assert row["peak_rss_mib"] >= row["rss_after_import_mib"] > 20
         assert row["by_memory_mb"] % 128 == 0 and row["configured_mb"] >= row["by_memory_mb"], row

@@ -83,9 +83,10 @@ class Served:
 
 
 @contextmanager
-def serve(log: Path, *args: str) -> Iterator[Served]:
+def serve(log: Path, *args: str, extra_env: dict[str, str] | None = None) -> Iterator[Served]:
     """`videogen local serve` as a subprocess, with a known simulator key (so tests can prove it never leaks)."""
     env = {
+        **(extra_env or {}),
         "VIDEOGEN_SIMULATOR_API_KEY": TEST_KEY,
         "POWERTOOLS_LOG_LEVEL": "INFO",
         # Short, so the tests see a revoked key stop working (deployed default: 60 s).

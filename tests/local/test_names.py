@@ -44,6 +44,12 @@ def test_local_names_match_the_template() -> None:
     assert sub(resources["VideosApi"]["Properties"]["Name"], "videogen") == names.api
     assert sub(resources["VideoJobStateMachine"]["Properties"]["Name"], "videogen") == names.state_machine
     assert sub(resources["OpenRouterApiKeySecret"]["Properties"]["Name"], "videogen") == names.secret
+    assert sub(resources["OpenRouterWebhookSecret"]["Properties"]["Name"], "videogen") == names.webhook_secret
+    assert sub(resources["CallbackQueue"]["Properties"]["QueueName"], "videogen") == names.callback_queue
+    assert (
+        sub(resources["CallbackDeadLetterQueue"]["Properties"]["QueueName"], "videogen")
+        == names.callback_dead_letter_queue
+    )
     functions = {
         Path(r["Properties"]["CodeUri"]).name: sub(r["Properties"]["FunctionName"], "videogen")
         for r in resources.values()

@@ -87,12 +87,14 @@ def test_resources_exist_with_the_template_names(stack: tuple[LocalStack, Path])
 
     table = aws(local, "dynamodb").describe_table(TableName=f"{STACK}-jobs")["Table"]
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "by_caller"
-    assert index["KeySchema"] == [
+    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"by_caller", "by_openrouter_job_id"}
+    assert indexes["by_caller"]["KeySchema"] == [
         {"AttributeName": "caller", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
     ]
+    assert indexes["by_openrouter_job_id"]["KeySchema"] == [{"AttributeName": "openrouter_job_id", "KeyType": "HASH"}]
+    assert indexes["by_openrouter_job_id"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
     aws(local, "s3").head_bucket(Bucket=info["bucket"])
     notification = aws(local, "s3").get_bucket_notification_configuration(Bucket=info["bucket"])
@@ -488,3 +490,19 @@ def test_a_message_that_keeps_failing_ends_in_the_dlq_and_redrive_brings_it_back
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     assert json.loads(result.stdout)["moved"] >= 1
     wait_for(lambda: len(submit_records(log, "dlq-bad")) > 5, what="the redriven message")
+
+
+def test_callbacks_are_off_with_the_real_openrouter_and_say_so(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing public can reach a local receiver: no callback_url is sent, the ready line says why."""
+    real = LocalStack(LocalStackConfig(openrouter_api_key="sk-or-real", webhook_secret="whsec-x"))
+    with caplog.at_level("WARNING", logger="videogen.local"):
+        url, said = real._callbacks(8787)
+    assert url is None and said.startswith("off (the real OpenRouter cannot reach a loopback URL)")
+    assert "cannot call back a local URL" in caplog.text
+    assert LocalStack(LocalStackConfig())._callbacks(8787) == (None, "off (no OPENROUTER_WEBHOOK_SECRET): polling only")
+    simulated = LocalStack(LocalStackConfig(webhook_secret="whsec-x"))
+    simulated.simulator = object()  # as after _openrouter() started the simulator
+    assert simulated._callbacks(8787) == (
+        "http://127.0.0.1:8787/v1/webhooks/openrouter",
+        "on (simulator): callbacks, polling as fallback",
+    )

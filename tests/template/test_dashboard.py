@@ -81,6 +81,7 @@ def test_alarms_notify_the_topic_and_use_catalogued_metrics() -> None:
         "DeadLetterQueueAlarm",
         "IntakeDeadLetterQueueAlarm",
         "OutboxDeadLetterQueueAlarm",
+        "CallbackDeadLetterQueueAlarm",
         "OutboxLagAlarm",
         "FailureRatioAlarm",
         "ExecutionsFailedAlarm",

@@ -49,6 +49,8 @@ FUNCTIONS = {
     "FailFunction": ("fail", "fail"),
     "PublishFunction": ("publish", "publish"),
     "AuthorizerFunction": ("authorizer", "authorizer"),
+    "OpenRouterCallbackFunction": ("openrouter_callback", "openrouter-callback"),
+    "CallbackNudgeFunction": ("callback_nudge", "callback-nudge"),
 }
 EXPECTED_TIMEOUTS = {
     "ApiFunction": 29,
@@ -60,6 +62,8 @@ EXPECTED_TIMEOUTS = {
     "FailFunction": 30,
     "PublishFunction": 30,
     "AuthorizerFunction": 10,
+    "OpenRouterCallbackFunction": 10,
+    "CallbackNudgeFunction": 900,
 }
 # Functions the state machine invokes: they must not reference it (that would be a cycle).
 WORKFLOW_FUNCTIONS = {"PollFunction", "DownloadFunction", "FailFunction"}
@@ -70,6 +74,7 @@ SECRET_READERS = {
     "SubmitFunction",
     "PollFunction",
     "DownloadFunction",
+    "CallbackNudgeFunction",
 }
 COMMON_ENV = {
     "JOBS_TABLE",
@@ -381,7 +386,7 @@ def test_esm_reports_batch_item_failures_after_transform(transformed: dict[str, 
     mappings = [
         r["Properties"] for r in transformed["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
     ]
-    assert len(mappings) == 2  # the submit queue and the jobs table's stream
+    assert len(mappings) == 3  # the submit queue, the callback queue and the jobs table's stream
     for mapping in mappings:
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     [stream] = [m for m in mappings if "StartingPosition" in m]
@@ -494,22 +499,25 @@ def test_api_invokes_the_function_through_its_resource_policy(transformed: dict[
     (api,) = [r for r in transformed["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi"]
     paths = api["Properties"]["Body"]["paths"]
     methods = [(p, m, op) for p, ops in paths.items() for m, op in ops.items()]
-    # The seven IAM routes and ANY on the two job paths (so the function can answer 405), IAM-authorised;
-    # the four OpenRouter-compatible routes behind the key authorizer.
-    assert len(methods) == 13
+    # The api function's routes, ANY on the two job paths (so the function can answer 405) and OpenRouter's
+    # callback: IAM-authorised but for the compatible routes (the key authorizer) and the callback (its signature).
+    assert len(methods) == len(API_ROUTES) + len(ANY_ROUTES) + 1
     assert all("x-amazon-apigateway-any-method" in paths[p] for p in ("/videos", "/videos/{id}"))
     for path, method, op in methods:
         integration = op["x-amazon-apigateway-integration"]
         assert "credentials" not in integration, f"{method} {path} invokes with caller credentials"
-        expected = [{"KeyAuthorizer": []}] if path.startswith("/api/v1/") else [{"AWS_IAM": []}]
-        assert op["security"] == expected, f"{method} {path} is not authorised as it should be"
+        if path == "/webhooks/openrouter":
+            assert (method, op["security"]) == ("post", [{"NONE": []}])
+        elif path.startswith("/api/v1/"):
+            assert op["security"] == [{"KeyAuthorizer": []}], f"{method} {path} is not behind the key authorizer"
+        else:
+            assert op["security"] == [{"AWS_IAM": []}], f"{method} {path} is not IAM-authorised"
     permissions = [
         r
         for r in transformed["Resources"].values()
         if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["Principal"] == "apigateway.amazonaws.com"
     ]
-    # One per route (13) and one for API Gateway to invoke the key authorizer.
-    assert len(permissions) == 14
+    assert len(permissions) == len(methods) + 1  # + the key authorizer's
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -523,21 +531,29 @@ def test_jobs_table(resources: dict[str, Any]) -> None:
     assert props["SSESpecification"]["SSEEnabled"] is True
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    (index,) = props["GlobalSecondaryIndexes"]
+    by_name = {index["IndexName"]: index for index in props["GlobalSecondaryIndexes"]}
+    assert set(by_name) == {"by_caller", "by_openrouter_job_id"}
+    index, by_openrouter_id = by_name["by_caller"], by_name["by_openrouter_job_id"]
     assert index["IndexName"] == "by_caller"
     assert index["KeySchema"] == [
         {"AttributeName": "caller", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
     ]
     assert index["Projection"] == {"ProjectionType": "ALL"}
+    # Sparse (only submitted jobs carry the attribute), keys only: a callback's one lookup.
+    assert by_openrouter_id == {
+        "IndexName": "by_openrouter_job_id",
+        "KeySchema": [{"AttributeName": "openrouter_job_id", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    assert types == {"id": "S", "caller": "S", "created_at": "S"}
+    assert types == {"id": "S", "caller": "S", "created_at": "S", "openrouter_job_id": "S"}
 
 
 def test_index_name_is_the_one_the_code_queries(resources: dict[str, Any]) -> None:
     jobs = pytest.importorskip("videogen.jobs", reason="the videogen package is not installed in this venv")
-    (index,) = resources["JobsTable"]["Properties"]["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == jobs.CALLER_INDEX
+    names = [index["IndexName"] for index in resources["JobsTable"]["Properties"]["GlobalSecondaryIndexes"]]
+    assert sorted(names) == sorted([jobs.CALLER_INDEX, jobs.OPENROUTER_INDEX])
 
 
 def test_bucket(resources: dict[str, Any]) -> None:
@@ -707,14 +723,34 @@ def test_each_function_can_do_what_its_code_does(transformed: dict[str, Any]) ->
             "secretsmanager:GetSecretValue",
         },
         "FailFunction": {"dynamodb:UpdateItem"},
+        "OpenRouterCallbackFunction": {"sqs:SendMessage*", "secretsmanager:GetSecretValue"},
+        "CallbackNudgeFunction": {
+            "dynamodb:Query",
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "s3:PutObject",
+            "s3:AbortMultipartUpload",
+            "s3:ListBucketMultipartUploads",
+            "secretsmanager:GetSecretValue",
+        },
         "PublishFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents", "sqs:SendMessage"},
     }
     for function, actions in needs.items():
         missing = actions - _role_actions(transformed, function)
         assert not missing, f"{function} lacks {missing}"
     # A job's outcome is announced by the outbox alone: the functions that end jobs cannot publish it.
-    for function in ("ApiFunction", "SubmitFunction", "PollFunction", "DownloadFunction", "FailFunction"):
+    for function in (
+        "ApiFunction",
+        "SubmitFunction",
+        "PollFunction",
+        "DownloadFunction",
+        "FailFunction",
+        "CallbackNudgeFunction",
+    ):
         assert "events:PutEvents" not in _role_actions(transformed, function), function
+    # The public receiver can only queue a nudge: no table, no bucket, no OpenRouter key.
+    receiver = _role_actions(transformed, "OpenRouterCallbackFunction")
+    assert not any(a.startswith(("dynamodb:", "s3:", "states:")) for a in receiver), receiver
     assert "secretsmanager:GetSecretValue" not in _role_actions(transformed, "FailFunction")
     assert not any(a.startswith("states:") for f in WORKFLOW_FUNCTIONS for a in _role_actions(transformed, f))
 

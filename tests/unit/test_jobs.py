@@ -108,3 +108,28 @@ def test_transitions_on_a_missing_job_do_nothing() -> None:
     store = JobStore("videogen-jobs")
     assert store.finish("ghost", JobStatus.FAILED, error="x") is None
     assert store.get("ghost") is None
+
+
+def test_download_claim_is_exclusive_reentrant_for_its_owner_and_taken_over_when_stale() -> None:
+    store = JobStore("videogen-jobs")
+    new_job(store)
+    assert store.claim_download("j1", "workflow", now=1000.0, claim_seconds=900)
+    assert not store.claim_download("j1", "callback:m1", now=1001.0, claim_seconds=900)
+    assert store.claim_download("j1", "workflow", now=1002.0, claim_seconds=900)  # its own retry
+    assert store.claim_download("j1", "callback:m1", now=1903.0, claim_seconds=900)  # the holder died
+    store.release_download("j1", "workflow")  # not the holder any more: changes nothing
+    assert not store.claim_download("j1", "workflow", now=1904.0, claim_seconds=900)
+    store.release_download("j1", "callback:m1")
+    assert store.claim_download("j1", "workflow", now=1905.0, claim_seconds=900)
+    store.finish("j1", JobStatus.COMPLETED)
+    assert not store.claim_download("j1", "workflow", now=1906.0, claim_seconds=900)
+
+
+def test_a_job_is_found_by_openrouter_job_id_once_submitted() -> None:
+    store = JobStore("videogen-jobs")
+    new_job(store)
+    new_job(store, "j2")
+    assert store.find_by_openrouter_id("or-1") is None
+    store.mark_submitted("j1", OpenRouterJob(id="or-1", status="pending"), "https://x/api/v1/videos/or-1")
+    assert store.find_by_openrouter_id("or-1") == "j1"
+    assert store.find_by_openrouter_id("or-2") is None

@@ -7,7 +7,14 @@ import time
 import httpx
 from botocore.exceptions import ClientError
 
-from videogen.errors import NotAnMp4, OpenRouterError, OpenRouterUnavailable, TransientError, VideoTooLarge
+from videogen.errors import (
+    DownloadBusy,
+    NotAnMp4,
+    OpenRouterError,
+    OpenRouterUnavailable,
+    TransientError,
+    VideoTooLarge,
+)
 from videogen.models import Job, JobStatus, VideoObject
 from videogen.observability import Metric, emit, logger
 from videogen.outcome import finish_job
@@ -15,6 +22,8 @@ from videogen.services import Services
 from videogen.storage import StoredObject
 
 CHUNK_BYTES = 1024 * 1024
+# The state machine runs one download of a job at a time (a retry replaces a dead attempt), so it is one owner.
+WORKFLOW_OWNER = "workflow"
 
 
 def video_key(job_id: str) -> str:
@@ -22,12 +31,30 @@ def video_key(job_id: str) -> str:
 
 
 def download_job(
-    services: Services, job_id: str, openrouter_job_id: str, unsigned_urls: list[str] | None
+    services: Services,
+    job_id: str,
+    openrouter_job_id: str,
+    unsigned_urls: list[str] | None,
+    owner: str = WORKFLOW_OWNER,
 ) -> Job | None:
-    """Returns the finished job, or None if it had already ended."""
+    """Returns the finished job, or None if it had already ended. Raises DownloadBusy if another attempt
+    (``owner`` names this one) is storing the video right now."""
     existing = services.store.get(job_id)
-    if existing is not None and existing.status.terminal:
+    if existing is None or existing.status.terminal:
         return None  # cancelled meanwhile, or a retry of an attempt that finished: its event is the outbox's
+    if not services.store.claim_download(job_id, owner, time.time(), services.settings.download_claim_seconds):
+        ended = services.store.get(job_id)
+        if ended is None or ended.status.terminal:
+            return None
+        raise DownloadBusy(f"job {job_id}: another attempt is storing its video")
+    try:
+        return _download(services, job_id, openrouter_job_id, unsigned_urls)
+    except TransientError:
+        services.store.release_download(job_id, owner)
+        raise
+
+
+def _download(services: Services, job_id: str, openrouter_job_id: str, unsigned_urls: list[str] | None) -> Job | None:
     # unsigned_urls[0] first (often a storage host: no key goes there), then OpenRouter's authenticated
     # content endpoint, which also serves when the unsigned link has expired or is refused.
     content_url = services.openrouter.content_url(openrouter_job_id)

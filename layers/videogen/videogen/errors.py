@@ -84,3 +84,9 @@ class NotAnMp4(Exception):
 
 class VideoTooLarge(Exception):
     """The downloaded body exceeds the configured maximum video size."""
+
+
+class DownloadBusy(Exception):
+    """Another live attempt holds the job's download claim (jobs.JobStore.claim_download). Not a
+    TransientError: the state machine catches it by this name and goes back to waiting, and its next poll
+    finds the job ended (or the claim gone stale, and downloads)."""

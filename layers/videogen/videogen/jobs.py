@@ -5,6 +5,7 @@ each other's work."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import random
 import re
@@ -24,6 +25,9 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 CALLER_INDEX = "by_caller"
 TRANSACTION_ATTEMPTS = 8
+# Sparse (only submitted jobs carry openrouter_job_id), keys only: a callback names OpenRouter's id, and the
+# one consistent read of the job that follows gets the rest.
+OPENROUTER_INDEX = "by_openrouter_job_id"
 # What a LastEvaluatedKey of the by_caller index holds: its key (caller, created_at) and the table's (id).
 PAGE_KEY_ATTRIBUTES = frozenset({"caller", "created_at", "id"})
 _ATTRIBUTE = {"#s": "status"}
@@ -50,6 +54,19 @@ class JobStore:
     def raw(self, job_id: str) -> dict[str, Any] | None:
         item = client("dynamodb").get_item(TableName=self.table, Key=_key(job_id), ConsistentRead=True).get("Item")
         return _plain(item) if item else None
+
+    def find_by_openrouter_id(self, openrouter_job_id: str) -> str | None:
+        """The id of the job OpenRouter knows as ``openrouter_job_id``, or None. (The index is eventually
+        consistent: a callback can only come after the submit that recorded the id, well after.)"""
+        page = client("dynamodb").query(
+            TableName=self.table,
+            IndexName=OPENROUTER_INDEX,
+            KeyConditionExpression="openrouter_job_id = :oid",
+            ExpressionAttributeValues={":oid": {"S": openrouter_job_id}},
+            Limit=1,
+        )
+        items = page.get("Items", [])
+        return str(items[0]["id"]["S"]) if items else None
 
     def list_by_caller(
         self, caller: str, *, status: str | None = None, limit: int = 20, page_token: str | None = None
@@ -190,6 +207,33 @@ class JobStore:
             return _to_job(self._update(job_id, update, _not_terminal(names_values), names_values))
         except _ConditionFailed:
             return None
+
+    def claim_download(self, job_id: str, owner: str, now: float, claim_seconds: int) -> bool:
+        """Take the right to store this job's video. Two downloads of one job at once (the state machine's
+        and a callback's) would abort each other's multipart upload of the same key; only the claim's holder
+        downloads. The same owner may claim again (the state machine's retry of its own dead attempt, a
+        redelivered callback message); a claim older than ``claim_seconds`` belongs to an attempt that died.
+        False: the job ended, or another live attempt holds the claim."""
+        values: dict[str, Any] = {":owner": owner, ":now": now, ":stale": now - claim_seconds, ":ts": utcnow()}
+        condition = (
+            f"{_not_terminal(values)} AND (attribute_not_exists(download_claim) OR download_claim = :owner "
+            "OR download_claimed_at < :stale)"
+        )
+        try:
+            self._update(
+                job_id, "SET download_claim = :owner, download_claimed_at = :now, updated_at = :ts", condition, values
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def release_download(self, job_id: str, owner: str) -> None:
+        """Give the claim back after a transient failure, so another attempt need not wait for it to go stale."""
+        # A failed condition: taken over meanwhile (it had gone stale) or the job is gone; nothing to give back.
+        with contextlib.suppress(_ConditionFailed):
+            self._update(
+                job_id, "REMOVE download_claim, download_claimed_at", "download_claim = :owner", {":owner": owner}
+            )
 
     def finish(
         self,

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 from videogen.errors import OpenRouterError, OpenRouterUnavailable, TransientError
-from videogen.models import PollResult
+from videogen.models import Job, PollResult
 from videogen.observability import Metric, emit, logger
 from videogen.services import Services
 
 # OpenRouter's documented statuses; anything else is counted as "other" to keep the dimension small.
 KNOWN_STATUSES = frozenset({"pending", "in_progress", "completed", "failed", "cancelled", "expired"})
+# The route of a job that had ended before this poll (a callback's download, a cancel): the state machine
+# stops without asking OpenRouter again.
+ENDED = "ended"
 
 
 def poll_job(
-    services: Services, job_id: str, openrouter_job_id: str, polling_url: str | None, poll_count: int
+    services: Services,
+    job_id: str,
+    openrouter_job_id: str,
+    polling_url: str | None,
+    poll_count: int,
+    job: Job | None = None,
 ) -> PollResult:
+    """``job``: the job as just read (consistently), if the caller has it; else it is read here."""
+    current = job if job is not None else services.store.get(job_id)
+    if current is None or current.status.terminal:
+        logger.info("poll: the job already ended", extra={"job_id": job_id})
+        return PollResult(status=ENDED, poll_count=poll_count)
     try:
         polled = services.openrouter.get_job(polling_url, openrouter_job_id)
     except OpenRouterUnavailable as exc:

@@ -53,6 +53,30 @@ def api_key_provider(settings: Settings) -> Callable[[], str]:
     return missing
 
 
+# The template creates the signing secret with this placeholder: callbacks stay off until it is replaced.
+WEBHOOK_SECRET_UNSET = "unset"
+
+
+def webhook_secret_provider(settings: Settings) -> Callable[[], str | None]:
+    """The callback signing secret, or None when callbacks are off (no secret, or an empty one: the deployed
+    secret exists from the start and holds nothing until an operator puts OpenRouter's signing secret in it)."""
+    if settings.openrouter_webhook_secret is not None:
+        value = settings.openrouter_webhook_secret.get_secret_value()
+        return lambda: value or None
+    if settings.openrouter_webhook_secret_id:
+        secret_id = settings.openrouter_webhook_secret_id
+
+        def from_secrets_manager() -> str | None:
+            from aws_lambda_powertools.utilities import parameters
+
+            value = parameters.get_secret(secret_id, max_age=300)
+            text = (value if isinstance(value, str) else value.decode()).strip()
+            return None if text in ("", WEBHOOK_SECRET_UNSET) else text
+
+        return from_secrets_manager
+    return lambda: None
+
+
 @dataclass
 class WorkflowStarter:
     state_machine_arn: str
@@ -80,6 +104,17 @@ class SubmitQueue:
 
 
 @dataclass
+class CallbackQueue:
+    """Verified callbacks become one message each: the receiver answers at once, the consumer polls."""
+
+    queue_url: str
+
+    def enqueue(self, openrouter_job_id: str, idempotency_key: str | None) -> None:
+        body = {"openrouter_job_id": openrouter_job_id, "idempotency_key": idempotency_key}
+        client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body))
+
+
+@dataclass
 class Services:
     settings: Settings
     api_key: Callable[[], str] | None = field(default=None, repr=False)
@@ -95,6 +130,14 @@ class Services:
     @cached_property
     def queue(self) -> SubmitQueue:
         return SubmitQueue(self.settings.queue_url)
+
+    @cached_property
+    def callback_queue(self) -> CallbackQueue:
+        return CallbackQueue(self.settings.callback_queue_url)
+
+    @cached_property
+    def webhook_secret(self) -> Callable[[], str | None]:
+        return webhook_secret_provider(self.settings)
 
     @cached_property
     def publisher(self) -> EventPublisher:

@@ -61,6 +61,15 @@ class Settings(BaseModel):
     openrouter_timeout_seconds: float = Field(default=30.0, description="env OPENROUTER_TIMEOUT_SECONDS")
     openrouter_max_attempts: int = Field(default=4, ge=1, description="env OPENROUTER_MAX_ATTEMPTS")
     openrouter_backoff_seconds: float = Field(default=1.0, ge=0, description="env OPENROUTER_BACKOFF_SECONDS")
+    # Completion callbacks (callbacks.py): on only when a signing secret is configured. Deployed the secret is in
+    # Secrets Manager (an empty value means "not configured"); local mode and tests may pass it directly.
+    openrouter_webhook_secret_id: str = Field(default="", description="env OPENROUTER_WEBHOOK_SECRET_ID")
+    openrouter_webhook_secret: SecretStr | None = Field(default=None, description="env OPENROUTER_WEBHOOK_SECRET")
+    # Where OpenRouter is asked to POST: the service's own receiver, <api url>/webhooks/openrouter.
+    openrouter_callback_url: str = Field(default="", description="env OPENROUTER_CALLBACK_URL")
+    callback_queue_url: str = Field(default="", description="env CALLBACK_QUEUE_URL (verified callbacks' nudges)")
+    # A download claim older than this belongs to an attempt that died (the download timeout + margin).
+    download_claim_seconds: int = Field(default=960, ge=1, description="env DOWNLOAD_CLAIM_SECONDS")
 
     default_model: str = Field(default=DEFAULT_MODEL, description="env DEFAULT_MODEL")
     models_cache_seconds: int = Field(default=600, ge=0, description="env MODELS_CACHE_SECONDS")

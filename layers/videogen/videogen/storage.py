@@ -196,7 +196,8 @@ class VideoStorage:
 
     def abort_stale_uploads(self, key: str) -> None:
         # Listed rather than remembered: an attempt can die between creating its upload and recording it.
-        # The video key is the job's own, and the state machine runs one download of a job at a time.
+        # The video key is the job's own, and one download of a job runs at a time: the state machine's and a
+        # callback's take the job's download claim first (JobStore.claim_download), so a live upload is never hit.
         listed = client("s3").list_multipart_uploads(Bucket=self.bucket, Prefix=key).get("Uploads", [])
         for upload in listed:
             if upload["Key"] == key:

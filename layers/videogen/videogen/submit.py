@@ -67,6 +67,9 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
         return SubmitResult.FAILED
 
     body = job.request.to_openrouter(services.storage.resolve_reference, job.previous_openrouter_job_id)
+    callback_url = callback_url_for(services)
+    if callback_url:
+        body["callback_url"] = callback_url
     try:
         accepted = services.openrouter.submit(body)
     except OpenRouterError as exc:
@@ -93,6 +96,16 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
     emit(Metric.JOBS_SUBMITTED)
     start_workflow(services, job)
     return SubmitResult.SUBMITTED
+
+
+def callback_url_for(services: Services) -> str | None:
+    """The receiver OpenRouter is asked to call on a terminal status, when callbacks are on: a signing secret
+    is configured (unsigned callbacks would be refused) and the receiver has a URL. Otherwise None, and the
+    poll loop alone finds the job's end, as it always can."""
+    url = services.settings.openrouter_callback_url
+    if not url or services.webhook_secret() is None:
+        return None
+    return url
 
 
 def start_workflow(services: Services, job: Job) -> None:

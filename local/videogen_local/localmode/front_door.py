@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 MAX_BODY_BYTES = 1024 * 1024
 STAGE = "v1"
+# OpenRouter's callbacks: a public route (template: Auth NONE) to its own function, the signature its only auth.
+CALLBACK_PATH = "/webhooks/openrouter"
 DEFAULT_CALLER = "arn:aws:iam::123456789012:user/local-developer"
 
 
@@ -66,11 +68,14 @@ def proxy_event(
     client_ip: str,
     signer: str | None = None,
     authorizer: dict[str, Any] | None = None,
+    public: bool = False,
 ) -> dict[str, Any]:
     """``headers``: a mapping, or the (name, value) pairs as received. As in API Gateway, names keep
     their case, a repeated header is a list in multiValueHeaders and its last value in headers.
     ``signer``: the ARN of the request's SigV4 signer, if it was signed. ``authorizer``: the key
-    authorizer's context, for the routes behind it (which then have no IAM caller)."""
+    authorizer's context, for the routes behind it (which then have no IAM caller). ``public``: a route without
+    authorization (no caller at all); a body that is not UTF-8 is then passed base64-encoded, as API Gateway
+    passes bytes it will not turn into text, so that the function sees exactly the bytes sent."""
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
     if not any(name.lower() == "x-forwarded-proto" for name, _ in pairs):
         pairs.append(("X-Forwarded-Proto", "http"))  # API Gateway adds it (https); locally it is plain HTTP
@@ -86,8 +91,14 @@ def proxy_event(
         path = path[len(STAGE) + 1 :] or "/"
     resource, path_parameters = resource_for(path)
     query = parse_qs(url.query, keep_blank_values=True)
-    caller = None if authorizer is not None else signer or lowered.get("x-videogen-caller") or DEFAULT_CALLER
+    caller = None if authorizer is not None or public else signer or lowered.get("x-videogen-caller") or DEFAULT_CALLER
     text = body.decode("utf-8", errors="replace") if body else None
+    encoded = False
+    if public and body:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
     return {
         "resource": resource,
         "path": path,
@@ -117,7 +128,7 @@ def proxy_event(
             **({"authorizer": authorizer} if authorizer is not None else {}),
         },
         "body": text,
-        "isBase64Encoded": False,
+        "isBase64Encoded": encoded,
     }
 
 
@@ -131,11 +142,12 @@ class FrontDoor:
         identities: SigV4Identities | None = None,
         authorizer: LocalAuthorizer | None = None,
         faults: AwsFaults | None = None,
+        public_routes: Mapping[str, str] | None = None,
     ) -> None:
         """``api_name``: the API's name in the template, the dimension of its local AWS/ApiGateway metrics.
         ``identities``: who signed a signed request (without it, only X-Videogen-Caller names the caller).
         ``authorizer``: the key authorizer of the compatible routes. ``faults``: drops a share of the
-        answers after the function ran."""
+        answers after the function ran. ``public_routes``: path → function, reached without IAM or a key."""
         door = self
         self.identities = identities
         self.authorizer = authorizer
@@ -167,6 +179,15 @@ class FrontDoor:
                     return
                 authorized: dict[str, Any] | None = None
                 path = urlsplit(self.path).path.removeprefix(f"/{STAGE}")
+                public_function = door.public_routes.get(path)
+                if public_function is not None:
+                    event = proxy_event(
+                        self.command, self.path, self.headers.items(), body, self.client_address[0], public=True
+                    )
+                    status, response_headers, text = door.invoke(event, public_function)
+                    door.record(status, started)
+                    self._reply(status, response_headers, text)
+                    return
                 if door.authorizer is not None and is_compatible(path):
                     query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
                     decision = door.authorizer.decide(self.command, path, dict(self.headers.items()), query)
@@ -241,6 +262,7 @@ class FrontDoor:
 
         self._lambda = lambda_client
         self.faults = faults
+        self.public_routes = dict(public_routes or {})
         self._function = function_name
         self._api_name = api_name
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
@@ -251,8 +273,8 @@ class FrontDoor:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="front-door", daemon=True
         )
 
-    def invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], str]:
-        response = self._lambda.invoke(FunctionName=self._function, Payload=json.dumps(event).encode())
+    def invoke(self, event: dict[str, Any], function: str | None = None) -> tuple[int, dict[str, str], str]:
+        response = self._lambda.invoke(FunctionName=function or self._function, Payload=json.dumps(event).encode())
         payload = json.loads(response["Payload"].read() or b"{}")
         if response.get("FunctionError"):
             # What API Gateway answers when the integration fails.

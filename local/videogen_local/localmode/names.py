@@ -19,6 +19,8 @@ FUNCTIONS = {
     "fail": "fail",
     "publish": "publish",
     "authorizer": "authorizer",
+    "openrouter_callback": "openrouter-callback",
+    "callback_nudge": "callback-nudge",
 }
 
 
@@ -51,6 +53,18 @@ class Names:
     @property
     def dead_letter_queue(self) -> str:
         return f"{self.stack}-submit-dlq"
+
+    @property
+    def callback_queue(self) -> str:
+        return f"{self.stack}-callback"
+
+    @property
+    def callback_dead_letter_queue(self) -> str:
+        return f"{self.stack}-callback-dlq"
+
+    @property
+    def webhook_secret(self) -> str:
+        return f"{self.stack}/openrouter-webhook-secret"
 
     @property
     def intake_dead_letter_queue(self) -> str:

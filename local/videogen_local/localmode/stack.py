@@ -22,7 +22,7 @@ from videogen_local.localmode.async_invoke import AsyncConfig, AsyncInvoker
 from videogen_local.localmode.authorizer import LocalAuthorizer
 from videogen_local.localmode.aws_faults import CRASHING_FUNCTIONS, HANDLER_SERVICES, AwsFaults
 from videogen_local.localmode.executions import ENDED, ExecutionWatcher
-from videogen_local.localmode.front_door import STAGE, FrontDoor
+from videogen_local.localmode.front_door import CALLBACK_PATH, STAGE, FrontDoor
 from videogen_local.localmode.handlers import load_all, repository_root
 from videogen_local.localmode.iam_identity import SigV4Identities
 from videogen_local.localmode.names import Names
@@ -59,6 +59,12 @@ class LocalStackConfig:
     simulator_max_render_height: int | None = None
     simulator_fault_rate: float = 0.0
     simulator_fault_seed: int | None = None
+    # Jobs end this long after submission whoever polls (real generation time); None: after N polls.
+    simulator_seconds_to_complete: float | None = None
+    # Completion callbacks (OPENROUTER_WEBHOOK_SECRET): the signing secret shared with the simulator, which then
+    # calls the receiver behind the front door. With the real OpenRouter nothing public can be called back:
+    # callbacks stay off and the poll loop alone finds each job's end.
+    webhook_secret: str | None = None
     # Chaos runs: AWS-side faults (aws_faults.py) at this rate; 0 = none. Their counts go to
     # aws_fault_file (JSON; a temporary file when None), named in info["aws_faults_file"].
     aws_fault_rate: float = 0.0
@@ -88,6 +94,7 @@ class LocalStackConfig:
         key = os.environ.get("OPENROUTER_API_KEY") or None
         if key and not base:
             base = "https://openrouter.ai"
+        overrides.setdefault("webhook_secret", os.environ.get("OPENROUTER_WEBHOOK_SECRET") or None)
         config = cls(openrouter_base_url=base, openrouter_api_key=key, **overrides)
         if os.environ.get("VIDEOGEN_SIMULATOR_API_KEY"):
             config.simulator_api_key = os.environ["VIDEOGEN_SIMULATOR_API_KEY"]
@@ -106,6 +113,8 @@ class LocalStackConfig:
             config.aws_fault_file = Path(os.environ["VIDEOGEN_AWS_FAULT_FILE"])
         if os.environ.get("VIDEOGEN_KEY_AUTHORIZER_CACHE_SECONDS"):
             config.key_authorizer_cache_seconds = float(os.environ["VIDEOGEN_KEY_AUTHORIZER_CACHE_SECONDS"])
+        if os.environ.get("VIDEOGEN_SIM_SECONDS_TO_COMPLETE"):
+            config.simulator_seconds_to_complete = float(os.environ["VIDEOGEN_SIM_SECONDS_TO_COMPLETE"])
         if os.environ.get("VIDEOGEN_SIM_RENDER_HEIGHT"):
             config.simulator_max_render_height = int(os.environ["VIDEOGEN_SIM_RENDER_HEIGHT"])
         return config
@@ -125,6 +134,8 @@ class LocalStack:
         self.simulator: Any = None
         self._server: Any = None
         self._poller: SqsPoller | None = None
+        self._callback_poller: SqsPoller | None = None
+        self.callbacks = "off"
         self._stream_poller: StreamPoller | None = None
         self._front_door: FrontDoor | None = None
         self._async_invoker: AsyncInvoker | None = None
@@ -176,6 +187,9 @@ class LocalStack:
         httpx.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
 
         base_url, api_key = self._openrouter()
+        # The front door's port is chosen now: the callback URL handed to submit is built from it.
+        api_port = self.config.api_port or free_port()
+        callback_url, self.callbacks = self._callbacks(api_port)
         self._set_env(
             {
                 "AWS_ENDPOINT_URL": endpoint,
@@ -209,6 +223,7 @@ class LocalStack:
         )
         # The key goes where the deployed functions find it: Secrets Manager (never the environment).
         os.environ.pop("OPENROUTER_API_KEY", None)
+        os.environ.pop("OPENROUTER_WEBHOOK_SECRET", None)  # likewise the signing secret
         self._reset_core_caches()
 
         import boto3
@@ -227,6 +242,14 @@ class LocalStack:
         )
         secret_arn = clients["secretsmanager"].create_secret(Name=self.names.secret, SecretString=api_key)["ARN"]
         os.environ["OPENROUTER_API_KEY_SECRET"] = secret_arn
+        if callback_url and self.config.webhook_secret:
+            webhook_arn = clients["secretsmanager"].create_secret(
+                Name=self.names.webhook_secret, SecretString=self.config.webhook_secret
+            )["ARN"]
+            os.environ["OPENROUTER_WEBHOOK_SECRET_ID"] = webhook_arn
+            os.environ["OPENROUTER_CALLBACK_URL"] = callback_url
+        callback_queue_url, callback_queue_arn, callback_dlq_url = self._create_callback_queues(clients["sqs"])
+        os.environ["CALLBACK_QUEUE_URL"] = callback_queue_url
         queue_url, queue_arn, dlq_url, intake_dlq_url = self._create_queues(clients["sqs"])
         outbox_dlq_url = clients["sqs"].create_queue(QueueName=self.names.outbox_dead_letter_queue)["QueueUrl"]
         os.environ["QUEUE_URL"] = queue_url
@@ -275,6 +298,15 @@ class LocalStack:
             clients["sqs"], invoker, queue_url, queue_arn, self.names.function("submit"), faults=self._faults
         )
         self._poller.start()
+        self._callback_poller = SqsPoller(
+            clients["sqs"],
+            invoker,
+            callback_queue_url,
+            callback_queue_arn,
+            self.names.function("callback_nudge"),
+            faults=self._faults,
+        )
+        self._callback_poller.start()
         # The outbox: the jobs table's stream to the publish function, with the template's event source.
         self._stream_poller = StreamPoller(
             session.client("dynamodbstreams"),
@@ -296,7 +328,7 @@ class LocalStack:
         self._front_door = FrontDoor(
             invoker,
             self.names.function("api"),
-            self.config.api_port,
+            api_port,
             api_name=self.names.api,
             identities=SigV4Identities(endpoint, self.names.region),
             authorizer=LocalAuthorizer(
@@ -306,6 +338,7 @@ class LocalStack:
                 cache_seconds=self.config.key_authorizer_cache_seconds,
             ),
             faults=self._faults,
+            public_routes={CALLBACK_PATH: self.names.function("openrouter_callback")},
         )
         self._front_door.start()
         if self.config.metrics_file is not None:
@@ -314,6 +347,7 @@ class LocalStack:
                 self.names.dead_letter_queue: dlq_url,
                 self.names.intake_dead_letter_queue: intake_dlq_url,
                 self.names.outbox_dead_letter_queue: outbox_dlq_url,
+                self.names.callback_dead_letter_queue: callback_dlq_url,
             }
             self._queue_sampler = metrics.QueueSampler(
                 session.client("sqs"), queues, interval=self.config.queue_sample_seconds
@@ -332,6 +366,9 @@ class LocalStack:
             "dead_letter_queue_url": dlq_url,
             "intake_dead_letter_queue_url": intake_dlq_url,
             "outbox_dead_letter_queue_url": outbox_dlq_url,
+            "callback_queue_url": callback_queue_url,
+            "callback_dead_letter_queue_url": callback_dlq_url,
+            "callbacks": self.callbacks,
             "results_queue_url": results_url,
             "state_machine_arn": self.names.state_machine_arn,
             "openrouter_base_url": base_url,
@@ -356,6 +393,9 @@ class LocalStack:
         if self._poller:
             self._poller.stop()
             self._poller = None
+        if self._callback_poller:
+            self._callback_poller.stop()
+            self._callback_poller = None
         if self._stream_poller:
             self._stream_poller.stop()
             self._stream_poller = None
@@ -415,10 +455,40 @@ class LocalStack:
                 max_render_height=self.config.simulator_max_render_height,
                 fault_rate=self.config.simulator_fault_rate,
                 fault_seed=self.config.simulator_fault_seed,
+                webhook_secret=self.config.webhook_secret,
+                seconds_to_complete=self.config.simulator_seconds_to_complete,
             )
         )
         self.simulator.start()
         return self.simulator.base_url, self.config.simulator_api_key
+
+    def _callbacks(self, api_port: int) -> tuple[str | None, str]:
+        """(the callback URL for submit, or None; what the ready line says about callbacks)."""
+        if not self.config.webhook_secret:
+            return None, "off (no OPENROUTER_WEBHOOK_SECRET): polling only"
+        if self.simulator is None:
+            log.warning(
+                "OPENROUTER_WEBHOOK_SECRET is set, but OpenRouter cannot call back a local URL: no callback_url is "
+                "sent and jobs are found finished by polling (every %s s)",
+                self.config.poll_interval,
+            )
+            return None, "off (the real OpenRouter cannot reach a loopback URL): polling only"
+        return f"http://127.0.0.1:{api_port}/{STAGE}{CALLBACK_PATH}", "on (simulator): callbacks, polling as fallback"
+
+    def _create_callback_queues(self, sqs: Any) -> tuple[str, str, str]:
+        """The callback queue (template: CallbackQueue) and its DLQ."""
+        dlq_url = sqs.create_queue(QueueName=self.names.callback_dead_letter_queue)["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+        queue_url = sqs.create_queue(
+            QueueName=self.names.callback_queue,
+            Attributes={
+                "VisibilityTimeout": str(self.config.queue_visibility_seconds),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return queue_url, arn, dlq_url
 
     def _start_faults(self) -> AwsFaults | None:
         """AWS-side faults on the handlers' clients and in the SQS poller (chaos runs), if configured."""
@@ -448,7 +518,15 @@ class LocalStack:
         for name, value in values.items():
             self._saved_env.setdefault(name, os.environ.get(name))
             os.environ[name] = value
-        for name in ("OPENROUTER_API_KEY", "OPENROUTER_API_KEY_SECRET", "QUEUE_URL"):
+        for name in (
+            "OPENROUTER_API_KEY",
+            "OPENROUTER_API_KEY_SECRET",
+            "QUEUE_URL",
+            "OPENROUTER_WEBHOOK_SECRET",
+            "OPENROUTER_WEBHOOK_SECRET_ID",
+            "OPENROUTER_CALLBACK_URL",
+            "CALLBACK_QUEUE_URL",
+        ):
             self._saved_env.setdefault(name, os.environ.get(name))
 
     @staticmethod
@@ -554,7 +632,8 @@ class LocalStack:
 
 
 def create_jobs_table(dynamodb: Any, name: str) -> None:
-    """The jobs table as template.yaml defines it (key ``id``, index ``by_caller``); tests use it too."""
+    """The jobs table as template.yaml defines it (key ``id``, indexes ``by_caller`` and the sparse
+    ``by_openrouter_job_id``); tests use it too."""
     dynamodb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -562,8 +641,14 @@ def create_jobs_table(dynamodb: Any, name: str) -> None:
             {"AttributeName": "id", "AttributeType": "S"},
             {"AttributeName": "caller", "AttributeType": "S"},
             {"AttributeName": "created_at", "AttributeType": "S"},
+            {"AttributeName": "openrouter_job_id", "AttributeType": "S"},
         ],
         GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_openrouter_job_id",
+                "KeySchema": [{"AttributeName": "openrouter_job_id", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
             {
                 "IndexName": "by_caller",
                 "KeySchema": [
@@ -571,7 +656,7 @@ def create_jobs_table(dynamodb: Any, name: str) -> None:
                     {"AttributeName": "created_at", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
         ],
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},

@@ -7,14 +7,22 @@
 * ``GET /api/v1/videos/{id}/content?index=0`` (key required) and the content host serve a real MP4
   rendered from the reference image. The content host must never receive the key: every request is
   recorded so tests can check.
+* ``callback_url`` in the submit body: on the job's terminal status a signed callback is POSTed there, as
+  OpenRouter does (``{"type": "video.generation.<status>", "data": {...}}``, ``X-OpenRouter-Signature``,
+  ``X-OpenRouter-Idempotency-Key``), signed with ``webhook_secret``; with faults on it may come twice,
+  late, early (before the job is terminal), wrongly signed or not at all.
+* ``seconds_to_complete``: jobs reach their outcome that long after submission, whoever polls (as real
+  generation does); otherwise after ``polls_to_complete`` polls.
 * Scripted outcomes ride in the prompt so they work across processes: ``[sim:outcome=failed]``
-  (or cancelled / expired / never), ``[sim:polls=N]`` and ``[sim:reject=402]`` (refuse the submission).
+  (or cancelled / expired / never), ``[sim:polls=N]``, ``[sim:seconds=N]`` (with ``seconds_to_complete``) and
+  ``[sim:reject=402]`` (refuse the submission).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import random
 import re
@@ -87,8 +95,11 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "poll": ("429", "500", "502", "503", "slow", "drop"),
     "content": ("500", "503", "slow", "drop", "truncate"),
     "outcome": ("failed", "cancelled", "expired"),
+    # A callback: sent twice, late, before the job is terminal (then again), signed wrongly (and never
+    # rightly), or never. Each leaves the poll loop to find the end, or makes it find it sooner.
+    "callback": ("duplicate", "delay", "early", "bad_signature", "drop"),
 }
-MARKER = re.compile(r"\[sim:(outcome|polls|reject)=([a-z0-9_]+)\]")
+MARKER = re.compile(r"\[sim:(outcome|polls|reject|seconds)=([a-z0-9_.]+)\]")
 
 
 @dataclass
@@ -106,8 +117,12 @@ class SimulatorConfig:
     # fault kind drawn from FAULTS[endpoint]; the same rate turns jobs into failed/cancelled/expired ones.
     fault_rate: float = 0.0
     fault_seed: int | None = None
-    fault_endpoints: tuple[str, ...] = ("submit", "poll", "content", "outcome")
+    fault_endpoints: tuple[str, ...] = ("submit", "poll", "content", "outcome", "callback")
     slow_seconds: float = 3.0  # a "slow" fault answers after this long: past the client's time-out in chaos runs
+    # The workspace's signing secret: callbacks are signed with it (unsigned without it, as OpenRouter does).
+    webhook_secret: str | None = None
+    seconds_to_complete: float | None = None
+    callback_delay_seconds: float = 2.0  # a "delay" fault
 
 
 @dataclass
@@ -132,6 +147,9 @@ class SimJob:
     video: bytes | None = None
     sha256: str | None = None
     signature: str = field(default_factory=lambda: secrets.token_hex(8))
+    callback_fault: str | None = None  # drawn at submission: how this job's callback goes wrong, if it does
+    finished_at: float | None = None  # when the job reached its terminal status (time.time())
+    callbacks: list[dict[str, Any]] = field(default_factory=list)  # what was POSTed to callback_url, and its answer
     # Serialises this job's render only: one slow reference host must not stall every other job.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -200,7 +218,14 @@ class OpenRouterSimulator:
                 "duplicated_prompts": sorted(prompt for prompt, count in prompts.items() if count > 1),
                 "faults": dict(sorted(self.faults.items())),
                 "jobs": {
-                    job.id: {"prompt": job.request.get("prompt"), "status": job.status, "sha256": job.sha256}
+                    job.id: {
+                        "prompt": job.request.get("prompt"),
+                        "status": job.status,
+                        "sha256": job.sha256,
+                        "polls": job.polls,
+                        "finished_at": job.finished_at,
+                        "callbacks": list(job.callbacks),
+                    }
                     for job in self.jobs.values()
                 },
             }
@@ -255,6 +280,19 @@ class OpenRouterSimulator:
         with self._lock:
             self.jobs[job.id] = job
             self.submissions += 1
+        if isinstance(body.get("callback_url"), str):
+            job.callback_fault = self.fault("callback")
+            if job.callback_fault == "early":  # claims completion while the job is still running
+                early = threading.Thread(
+                    target=self._deliver, args=(job, body["callback_url"], "early", "completed"), daemon=True
+                )
+                early.start()
+        if self.config.seconds_to_complete is not None:
+            # [sim:seconds=N]: this job's own generation time (measurements spread completions over the poll cycle).
+            seconds = float(markers.get("seconds", self.config.seconds_to_complete))
+            timer = threading.Timer(seconds, self._advance, (job,))
+            timer.daemon = True
+            timer.start()
         return 202, {
             "id": job.id,
             "polling_url": f"/api/v1/videos/{job.id}",
@@ -262,16 +300,36 @@ class OpenRouterSimulator:
             "generation_id": f"gen-{job.id}",
         }
 
-    def _poll(self, job: SimJob) -> dict[str, Any]:
+    def _advance(self, job: SimJob) -> None:
+        """The job's time is up (seconds_to_complete): it reaches its outcome without waiting for a poll."""
+        ended = False
         with job.lock:
+            if job.status in ("pending", "in_progress") and job.outcome != "never":
+                self._conclude(job)
+                ended = True
+        if ended:
+            self._callback(job)
+
+    def _conclude(self, job: SimJob) -> None:
+        if job.outcome in FAILURE_MESSAGES:
+            job.status, job.error = job.outcome, FAILURE_MESSAGES[job.outcome]
+        else:
+            self._render(job)
+        job.finished_at = time.time()
+
+    def _poll(self, job: SimJob) -> dict[str, Any]:
+        ended = False
+        with job.lock:
+            job.polls += 1
             if job.status in ("pending", "in_progress"):
-                job.polls += 1
-                if job.outcome == "never" or job.polls < job.polls_to_complete:
+                by_polls = self.config.seconds_to_complete is None
+                if not by_polls or job.outcome == "never" or job.polls < job.polls_to_complete:
                     job.status = "pending" if job.polls == 1 else "in_progress"
-                elif job.outcome in FAILURE_MESSAGES:
-                    job.status, job.error = job.outcome, FAILURE_MESSAGES[job.outcome]
                 else:
-                    self._render(job)
+                    self._conclude(job)
+                    ended = True
+        if ended:
+            self._callback(job)
         body: dict[str, Any] = {
             "id": job.id,
             "generation_id": f"gen-{job.id}",
@@ -305,6 +363,48 @@ class OpenRouterSimulator:
             job.status = "completed"
         except Exception as exc:
             job.status, job.error = "failed", f"could not fetch reference image: {type(exc).__name__}: {exc}"[:500]
+
+    # --- callbacks ----------------------------------------------------------------------------------
+
+    def _callback(self, job: SimJob) -> None:
+        """POST the terminal status to the job's callback_url (if it gave one), in the background: OpenRouter
+        does not wait on its receivers. Faults at the fault rate (FAULTS["callback"])."""
+        url = job.request.get("callback_url")
+        if not isinstance(url, str) or not url:
+            return
+        kind = job.callback_fault
+        if kind == "drop":
+            return
+        if kind == "early":  # the early one was sent at submission; the real one follows as usual
+            kind = None
+        thread = threading.Thread(target=self._deliver, args=(job, url, kind), daemon=True, name="sim-callback")
+        thread.start()
+
+    def _deliver(self, job: SimJob, url: str, kind: str | None, status: str | None = None) -> None:
+        if kind == "delay":
+            time.sleep(self.config.callback_delay_seconds)
+        status = status or job.status
+        data: dict[str, Any] = {"id": job.id, "generation_id": f"gen-{job.id}", "status": status}
+        if status == "completed":
+            data["unsigned_urls"] = [f"{self.content_base_url}/files/{job.id}.mp4?sig={job.signature}"]
+        if job.error and status == job.status:
+            data["error"] = job.error
+        body = json.dumps({"type": f"video.generation.{status}", "data": data}).encode()
+        headers = {"Content-Type": "application/json", "X-OpenRouter-Idempotency-Key": f"{job.id}-{status}"}
+        secret = self.config.webhook_secret
+        if secret:
+            if kind == "bad_signature":
+                secret = secret + "-wrong"
+            stamp = int(time.time())
+            digest = hmac.new(secret.encode(), f"{stamp},".encode() + body, hashlib.sha256).hexdigest()
+            headers["X-OpenRouter-Signature"] = f"t={stamp},v1={digest}"
+        for _ in range(2 if kind == "duplicate" else 1):
+            try:
+                answer: int | str = httpx.post(url, content=body, headers=headers, timeout=10).status_code
+            except httpx.HTTPError as exc:
+                answer = type(exc).__name__
+            with self._lock:
+                job.callbacks.append({"status": status, "fault": kind, "answer": answer, "time": time.time()})
 
     # --- HTTP ---------------------------------------------------------------------------------------
 
