@@ -23,6 +23,7 @@ FUNCTIONS = [
     "download",
     "fail",
     "publish",
+    "authorizer",
     "openrouter-callback",
     "callback-nudge",
 ]
@@ -102,6 +103,7 @@ def dashboard() -> dict[str, Any]:
         "Api5xxAlarm",
         "QueueAgeAlarm",
         "DailyCostAlarm",
+        "BudgetAlarm",
     ]
     widgets: list[dict[str, Any]] = [
         {"type": "text", "x": 0, "y": 0, "width": 24, "height": 2, "properties": {"markdown": intro}},
@@ -223,6 +225,15 @@ def dashboard() -> dict[str, Any]:
             "height": 6,
             "properties": {"title": "Alarms", "alarms": [f"${{{alarm}.Arn}}" for alarm in alarms]},
         },
+        widget("Spend per owner (USD, settled jobs)", [search("SpendUSD", ["owner"])], 0, 52, stacked=True),
+        widget(
+            "Budget used (committed / budget; the alarm at 0.8)",
+            [custom("BudgetUsedRatioMax", "Maximum", "fullest owner"), search("BudgetUsedRatio", ["owner"], "Maximum")],
+            12,
+            52,
+            stat="Maximum",
+            annotations={"horizontal": [{"label": "alarm", "value": 0.8}]},
+        ),
         {
             "type": "log",
             "x": 0,

@@ -33,12 +33,22 @@ def test_an_end_to_end_run_emits_every_catalogued_metric(served: Served) -> None
         ref = [{"type": "image_url", "image_url": {"url": reference_data_url()}}]
         return {"prompt": prompt, "resolution": "480p", "input_references": ref, **extra}
 
+    # A caller of its own with a budget (the budget metrics come from its settled jobs), far from its limit.
+    caller = {"X-Videogen-Caller": "arn:aws:iam::123456789012:user/observability"}
+    served.aws("dynamodb").put_item(
+        TableName=served.info["budgets_table"],
+        Item={"owner": {"S": caller["X-Videogen-Caller"]}, "period": {"S": "limits"}, "monthly_usd": {"N": "100"}},
+    )
+
+    def post(body: dict[str, Any]) -> Any:
+        return served.api("POST", "/videos", json=body, headers=caller)
+
     jobs = [
-        served.api("POST", "/videos", json=request("observability: completes")).json()["id"],
-        served.api("POST", "/videos", json=request("observability: fails [sim:outcome=failed]")).json()["id"],
-        served.api("POST", "/videos", json=request("observability: refused [sim:reject=402]")).json()["id"],
+        post(request("observability: completes")).json()["id"],
+        post(request("observability: fails [sim:outcome=failed]")).json()["id"],
+        post(request("observability: refused [sim:reject=402]")).json()["id"],
     ]
-    assert served.api("POST", "/videos", json=request("observability: invalid", duration=1)).status_code == 422
+    assert post(request("observability: invalid", duration=1)).status_code == 422
     # The outcome metrics come from the outbox relay, after the terminal write: wait for its announcement.
     outcomes = [served.wait_announced(job_id)["status"] for job_id in jobs]
     assert outcomes == ["completed", "failed", "failed"]

@@ -88,6 +88,7 @@ def test_alarms_notify_the_topic_and_use_catalogued_metrics() -> None:
         "Api5xxAlarm",
         "QueueAgeAlarm",
         "DailyCostAlarm",
+        "BudgetAlarm",
     }
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name

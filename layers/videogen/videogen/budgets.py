@@ -148,6 +148,27 @@ class Budgets:
                 time.sleep(random.uniform(0, 0.05 * 2**attempt))
         return False
 
+    def used_ratio(self, owner: str, now: datetime | None = None) -> float | None:
+        """How much of the owner's budget is committed now: the fuller of the month and the day (1 = all of
+        it). None without a budget."""
+        limits = self.limits(owner)
+        ratios = []
+        for period, limit in zip(
+            _periods(now or datetime.now(UTC)), (limits.monthly_usd, limits.daily_usd), strict=True
+        ):
+            if limit is None:
+                continue
+            item = (
+                client("dynamodb")
+                .get_item(
+                    TableName=self.table, Key={"owner": {"S": owner}, "period": {"S": period}}, ConsistentRead=True
+                )
+                .get("Item", {})
+            )
+            committed = Decimal(item.get("committed", {"N": "0"})["N"])
+            ratios.append(float(committed / limit) if limit > 0 else (1.0 if committed > 0 else 0.0))
+        return max(ratios) if ratios else None
+
     def show(self, owner: str | None = None) -> list[dict[str, Any]]:
         """Limits, reserved and spent per owner for the current month and day (``budgets show``)."""
         kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}

@@ -70,6 +70,11 @@ class Metric(Enum):
     DOWNLOAD_SECONDS = ("DownloadSeconds", MetricUnit.Seconds, ())
     OPENROUTER_ERRORS = ("OpenRouterErrors", MetricUnit.Count, ("http_status",))
     COST_USD = ("CostUSD", MetricUnit.NoUnit, ())
+    # Budgets (videogen.budgets): what an owner's ended jobs cost, and how much of its budget is committed
+    # (reserved + spent, the fuller of the month and the day; 1 = all of it), per owner and at most over all.
+    SPEND_USD = ("SpendUSD", MetricUnit.NoUnit, ("owner",))
+    BUDGET_USED = ("BudgetUsedRatio", MetricUnit.NoUnit, ("owner",))
+    BUDGET_USED_MAX = ("BudgetUsedRatioMax", MetricUnit.NoUnit, ())
 
     @property
     def metric_name(self) -> str:

@@ -65,6 +65,11 @@ def settle_budget(services: Services, job: Job) -> None:
         actual = Decimal(0)
     if services.budgets.settle(job.caller, job.id, actual):
         logger.info("budget settled", extra={"job_id": job.id, "cost_usd": float(actual)})
+        emit(Metric.SPEND_USD, float(actual), owner=job.caller)
+        used = services.budgets.used_ratio(job.caller)
+        if used is not None:
+            emit(Metric.BUDGET_USED, used, owner=job.caller)
+            emit(Metric.BUDGET_USED_MAX, used)
 
 
 @dataclass
