@@ -48,6 +48,15 @@ def main() -> int:
                 return stack_client(info, service)
 
             api = f"{info['api_url']}/videos"
+            # The API's caller (local serve's default developer) has a budget, so the spend widgets have data.
+            aws("dynamodb").put_item(
+                TableName=info["budgets_table"],
+                Item={
+                    "owner": {"S": "arn:aws:iam::123456789012:user/local-developer"},
+                    "period": {"S": "limits"},
+                    "monthly_usd": {"N": "5"},
+                },
+            )
             # In waves a few seconds apart, so that the charts show a run over time, not one spike.
             for wave in range(WAVES):
                 for prompt in PROMPTS:

@@ -477,11 +477,15 @@ class LocalStack:
 
     def _create_callback_queues(self, sqs: Any) -> tuple[str, str, str]:
         """The callback queue (template: CallbackQueue) and its DLQ."""
-        dlq_url = sqs.create_queue(QueueName=self.names.callback_dead_letter_queue)["QueueUrl"]
+        return self._queue_with_dlq(sqs, self.names.callback_queue, self.names.callback_dead_letter_queue)
+
+    def _queue_with_dlq(self, sqs: Any, name: str, dlq_name: str) -> tuple[str, str, str]:
+        """A queue that moves a message to its DLQ after MAX_RECEIVE_COUNT receives: (url, arn, DLQ url)."""
+        dlq_url = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
         queue_url = sqs.create_queue(
-            QueueName=self.names.callback_queue,
+            QueueName=name,
             Attributes={
                 "VisibilityTimeout": str(self.config.queue_visibility_seconds),
                 "RedrivePolicy": json.dumps(redrive),
@@ -540,17 +544,7 @@ class LocalStack:
     def _create_queues(self, sqs: Any) -> tuple[str, str, str, str]:
         """The submit queue (with its DLQ) and the intake functions' on-failure queue."""
         intake_dlq_url = sqs.create_queue(QueueName=self.names.intake_dead_letter_queue)["QueueUrl"]
-        dlq_url = sqs.create_queue(QueueName=self.names.dead_letter_queue)["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
-        queue_url = sqs.create_queue(
-            QueueName=self.names.queue,
-            Attributes={
-                "VisibilityTimeout": str(self.config.queue_visibility_seconds),
-                "RedrivePolicy": json.dumps(redrive),
-            },
-        )["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_url, arn, dlq_url = self._queue_with_dlq(sqs, self.names.queue, self.names.dead_letter_queue)
         return queue_url, arn, dlq_url, intake_dlq_url
 
     def _create_table(self, dynamodb: Any) -> None:
