@@ -990,3 +990,13 @@ def test_only_the_authorizer_reads_the_keys(transformed: dict[str, Any]) -> None
     }
     assert readers == {"AuthorizerFunctionRole"} or readers == {"AuthorizerFunction"}, readers
     assert _role_actions(transformed, "AuthorizerFunction") >= {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+
+
+def test_submissions_at_once_are_bounded_by_a_parameter(
+    functions: dict[str, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    (queue,) = [e["Properties"] for e in _events(functions, "SubmitFunction").values() if e["Type"] == "SQS"]
+    assert queue["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "SubmitMaxConcurrency"}}
+    parameter = template["Parameters"]["SubmitMaxConcurrency"]
+    assert parameter["Default"] == 10 and parameter["MinValue"] == 2  # Lambda's smallest maximum
+
