@@ -999,4 +999,3 @@ def test_submissions_at_once_are_bounded_by_a_parameter(
     assert queue["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "SubmitMaxConcurrency"}}
     parameter = template["Parameters"]["SubmitMaxConcurrency"]
     assert parameter["Default"] == 10 and parameter["MinValue"] == 2  # Lambda's smallest maximum
-
