@@ -34,7 +34,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.server.hits.append((self.path, self.headers.get("Host"), self.headers.get("Cookie")))  # type: ignore[attr-defined]
         path = self.path
         if path == "/png":

@@ -294,7 +294,7 @@ class Preflight:
         if not (content_type.startswith(f"{kind}/") or content_type in _NEUTRAL_TYPES):
             return f"has content type {content_type!r}, not {kind}/*"
         head = b""
-        for chunk in response.iter_raw():
+        for chunk in response.iter_bytes():
             head += chunk
             if self.clock() > deadline:
                 return f"did not send its first bytes within {self.limits.deadline_seconds:g} s"
