@@ -259,3 +259,13 @@ class _Loopback(httpx.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
+
+
+@pytest.mark.parametrize(("value", "on"), [(None, True), ("on", True), ("off", False), ("0", False)])
+def test_the_setting(value: str | None, on: bool) -> None:
+    from videogen.settings import Settings
+
+    env = {} if value is None else {"VIDEOGEN_PREFLIGHT": value}
+    assert Settings.from_env(env).videogen_preflight is on
+    assert Settings.from_env(env).videogen_preflight_allow_private is False
+    assert Settings.from_env({"VIDEOGEN_PREFLIGHT_ALLOW_PRIVATE": "1"}).videogen_preflight_allow_private is True
