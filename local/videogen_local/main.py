@@ -26,6 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--max-polls", type=int, default=60)
     serve.add_argument("--stack-name", default="videogen-local")
     serve.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="accept https references without fetching them first (env VIDEOGEN_PREFLIGHT=off)",
+    )
+    serve.add_argument(
+        "--allow-private-references",
+        action="store_true",
+        help="let the preflight fetch loopback, private hosts and plain http (tests, simulators; never deployed)",
+    )
+    serve.add_argument(
         "--metrics-file",
         type=Path,
         default=Path(DEFAULT_METRICS_FILE),
@@ -174,6 +184,9 @@ def serve_local(args: argparse.Namespace) -> int:
         api_port=args.port,
         stack_name=args.stack_name,
         metrics_file=args.metrics_file.resolve(),
+        preflight=not args.no_preflight and os.environ.get("VIDEOGEN_PREFLIGHT", "on").lower() not in ("off", "0"),
+        preflight_allow_private=args.allow_private_references
+        or os.environ.get("VIDEOGEN_PREFLIGHT_ALLOW_PRIVATE", "") in ("1", "true", "on"),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -77,6 +77,8 @@ def env(aws: None, api_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) 
         "OPENROUTER_BASE_URL": api_server.url,
         "OPENROUTER_API_KEY": TEST_KEY,
         "OPENROUTER_BACKOFF_SECONDS": "0.01",
+        # References such as https://example.com/backpack.png are not fetched here (test_preflight_handler turns it on).
+        "VIDEOGEN_PREFLIGHT": "off",
         "POLL_INTERVAL_SECONDS": "0",
         "MAX_POLLS": "5",
     }.items():

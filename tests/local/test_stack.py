@@ -156,6 +156,9 @@ def test_the_handlers_environment(stack: tuple[LocalStack, Path]) -> None:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": local.info["aws_endpoint_url"],
         "MOTO_PORT": str(port),
+        # The reference preflight is on, with the deployed rules, unless local serve is told otherwise.
+        "VIDEOGEN_PREFLIGHT": "on",
+        "VIDEOGEN_PREFLIGHT_ALLOW_PRIVATE": "0",
     }
     assert {name: os.environ.get(name) for name in expected} == expected
     assert os.environ["OPENROUTER_API_KEY_SECRET"].startswith("arn:aws:secretsmanager:us-east-1:123456789012:secret:")

@@ -304,6 +304,16 @@ def test_environment(functions: dict[str, dict[str, Any]]) -> None:
     assert "STATE_MACHINE_ARN" in functions["ApiFunction"]["Environment"]["Variables"]
 
 
+def test_reference_preflight_is_a_parameter_on_by_default_for_the_intake_doors(
+    template: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    parameter = template["Parameters"]["ReferencePreflight"]
+    assert parameter["Default"] == "on" and parameter["AllowedValues"] == ["on", "off"]
+    for logical_id in ("ApiFunction", "IntakeS3Function", "IntakeEventFunction"):
+        variables = functions[logical_id]["Environment"]["Variables"]
+        assert variables["VIDEOGEN_PREFLIGHT"] == {"Ref": "ReferencePreflight"}, logical_id
+
+
 def test_environment_names_are_the_ones_the_code_reads(functions: dict[str, dict[str, Any]]) -> None:
     settings = pytest.importorskip("videogen.settings", reason="the videogen package is not installed in this venv")
     known = {name.upper() for name in settings.Settings.model_fields}

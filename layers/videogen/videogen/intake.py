@@ -184,6 +184,7 @@ def accept(
         for field, url in request.reference_urls():
             if url.startswith("s3://"):
                 services.storage.check_reference(url, field)
+        _preflight(services, request)
         previous = _previous_openrouter_job(services, request, owner)
         services.catalog.validate(request)
         job_id = identity.job_id if identity is not None else new_job_id()
@@ -230,6 +231,22 @@ def accept(
     logger.info("job accepted", extra={"door": door.value, "model": request.model})
     emit(Metric.JOBS_ACCEPTED, door=door.value)
     return Accepted(job)
+
+
+def _preflight(services: Services, request: VideoRequest) -> None:
+    """Fetch every https reference as a provider would (videogen.preflight), unless VIDEOGEN_PREFLIGHT=off."""
+    if not services.settings.videogen_preflight:
+        return
+    references = [(f, u) for f, u in request.reference_urls() if u.startswith(("https://", "http://"))]
+    if not references:
+        return
+    if failures := services.preflight.check_all(references):
+        raise RequestRejected(
+            "a reference could not be fetched as a provider would fetch it",
+            [FieldError(failure.field, failure.message) for failure in failures],
+            422,
+            reason="preflight",
+        )
 
 
 def _estimate_and_reserve(

@@ -25,6 +25,7 @@ from videogen.storage import VideoStorage
 
 if TYPE_CHECKING:
     from videogen.openrouter import OpenRouterClient
+    from videogen.preflight import Preflight
 
 
 def new_job_id() -> str:
@@ -164,6 +165,13 @@ class Services:
             max_attempts=s.openrouter_max_attempts,
             backoff_seconds=s.openrouter_backoff_seconds,
         )
+
+    @cached_property
+    def preflight(self) -> Preflight:
+        # Imported here, as for openrouter: httpx only when a reference is fetched.
+        from videogen.preflight import Preflight
+
+        return Preflight(allow_private=self.settings.videogen_preflight_allow_private)
 
     @cached_property
     def catalog(self) -> ModelCatalog:

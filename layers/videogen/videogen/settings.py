@@ -86,6 +86,10 @@ class Settings(BaseModel):
     )
     max_video_bytes: int = Field(default=2 * 1024**3, ge=1, description="env MAX_VIDEO_BYTES")
     presign_seconds: int = Field(default=3600, ge=60, description="env PRESIGN_SECONDS")
+    # Reference preflight (videogen.preflight): on unless VIDEOGEN_PREFLIGHT=off (template ReferencePreflight,
+    # `videogen local serve --no-preflight`). allow_private: local mode and tests only (loopback, plain http).
+    videogen_preflight: bool = Field(default=True, description="env VIDEOGEN_PREFLIGHT (on/off)")
+    videogen_preflight_allow_private: bool = Field(default=False, description="env VIDEOGEN_PREFLIGHT_ALLOW_PRIVATE")
 
     @field_validator("openrouter_base_url")
     @classmethod

@@ -86,6 +86,10 @@ class LocalStackConfig:
     queue_sample_seconds: float = 2.0
     # The key authorizer's cache (template: ReauthorizeEvery, 60 s): a revoked key works until it expires.
     key_authorizer_cache_seconds: float = 60.0
+    # Reference preflight (videogen.preflight), on as deployed; allow_private lets it fetch loopback and plain
+    # http (tests, simulators), which the deployed rules refuse.
+    preflight: bool = True
+    preflight_allow_private: bool = False
 
     @classmethod
     def from_env(cls, **overrides: Any) -> LocalStackConfig:
@@ -218,6 +222,8 @@ class LocalStack:
                 "POWERTOOLS_SERVICE_NAME": "videogen",
                 "POWERTOOLS_METRICS_NAMESPACE": self.config.stack_name,  # as deployed: one namespace per stack
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", self.config.log_level),
+                "VIDEOGEN_PREFLIGHT": "on" if self.config.preflight else "off",
+                "VIDEOGEN_PREFLIGHT_ALLOW_PRIVATE": "1" if self.config.preflight_allow_private else "0",
                 **self.config.extra_env,
             }
         )
