@@ -226,17 +226,11 @@ def compatible_get_video(job_id: str) -> Response[dict[str, Any]]:
 
 @app.get("/api/v1/videos/<job_id>/content")
 def compatible_video_content(job_id: str) -> Response[str]:
-    """The video, as a redirect: API Gateway cannot carry a response of video size, S3 can."""
+    """The video, as a redirect to S3 (videogen.compat.content_location)."""
     job = _own_compatible_job(job_id)
-    index = app.current_event.get_query_string_value("index", default_value="0") or "0"
-    if not index.isdigit():
-        raise RequestRejected("index must be a non-negative integer", status_code=400, reason="malformed")
-    if job.status is not JobStatus.COMPLETED or job.video is None:
-        raise RequestRejected(f"video job {job_id} is {compat.STATUS[job.status]}: no content", status_code=409)
-    if int(index) != 0:
-        raise RequestRejected(f"video job {job_id} has one output (index 0)", status_code=404, reason="not_found")
-    bucket, key = parse_s3_uri(job.video.s3_uri)
-    return Response(302, None, "", headers={"Location": get_services().storage.presign(key, bucket)})  # no body
+    index = app.current_event.get_query_string_value("index")
+    location = compat.content_location(job, index, get_services().storage.presign)
+    return Response(302, None, "", headers={"Location": location})  # no body
 
 
 @app.get("/openapi.json")

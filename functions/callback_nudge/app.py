@@ -6,7 +6,6 @@ is left to the poll loop rather than retried; only a message that is not a nudge
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -16,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videogen.nudge import nudge
 from videogen.observability import job_log_scope, logger, metrics, tracer
-from videogen.services import get_services
+from videogen.services import get_services, message_field
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -26,11 +25,8 @@ class NotANudge(Exception):
 
 
 def _openrouter_job_id(record: SQSRecord) -> str:
-    try:
-        value = json.loads(record.body)["openrouter_job_id"]
-    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
-        value = None
-    if not isinstance(value, str) or not value:
+    value = message_field(record.body, "openrouter_job_id")
+    if value is None:
         logger.error("not a callback nudge: left for the DLQ", extra={"message_id": record.message_id})
         raise NotANudge(f"message {record.message_id} has no openrouter_job_id")
     return value

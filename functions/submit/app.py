@@ -6,7 +6,6 @@ raises, so only it returns to the queue; after maxReceiveCount it moves to the D
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -15,7 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videogen.observability import job_log_scope, logger, metrics, tracer
-from videogen.services import get_services
+from videogen.services import get_services, message_field
 from videogen.submit import submit_job
 
 # A batch whose every record failed is reported like any other (every record a batch item failure) rather
@@ -31,11 +30,8 @@ class NotAJobMessage(Exception):
 
 
 def _job_id(record: SQSRecord) -> str:
-    try:
-        job_id = json.loads(record.body)["job_id"]
-    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
-        job_id = None
-    if not isinstance(job_id, str) or not job_id:
+    job_id = message_field(record.body, "job_id")
+    if job_id is None:
         # Reported as a batch item failure, not dropped: after maxReceiveCount it rests in the submit DLQ,
         # whose alarm tells someone that something writes to this queue what intake never does.
         logger.error(

@@ -6,12 +6,15 @@ that tests and local mode can point AWS_ENDPOINT_URL at moto before the first ca
 
 from __future__ import annotations
 
+import random
+import time
 from functools import cache
 from typing import Any
 
 import boto3
 import botocore.session
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from botocore.loaders import Loader, create_loader
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
@@ -41,3 +44,26 @@ def client(service: str) -> Any:
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints between runs)."""
     client.cache_clear()
+
+
+def cancellation_reasons(exc: ClientError) -> list[str]:
+    """The per-item codes of a cancelled TransactWriteItems (``ConditionalCheckFailed``, ``None`` ...)."""
+    return [str(r.get("Code")) for r in exc.response.get("CancellationReasons", [])]
+
+
+def transact_write(items: list[dict[str, Any]], attempts: int = 8) -> None:
+    """TransactWriteItems, tried again while it was cancelled only because another transaction held one of
+    its items (a budget under a burst): nothing was written then, and botocore does not retry a cancelled
+    transaction. Any other cancellation (a failed condition) or the last conflict is raised."""
+    for attempt in range(attempts):
+        try:
+            client("dynamodb").transact_write_items(TransactItems=items)
+            return
+        except ClientError as exc:
+            reasons = cancellation_reasons(exc)
+            conflict_only = "TransactionConflict" in reasons and "ConditionalCheckFailed" not in reasons
+            if exc.response["Error"]["Code"] != "TransactionCanceledException" or not conflict_only:
+                raise
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))

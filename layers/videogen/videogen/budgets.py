@@ -13,8 +13,6 @@ Items of the budgets table (key ``owner``, ``period``):
 
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from videogen.aws import client
+from videogen.aws import cancellation_reasons, client, transact_write
 
 LIMITS = "limits"
 
@@ -135,18 +133,13 @@ class Budgets:
                     }
                 }
             )
-        for attempt in range(8):
-            try:
-                client("dynamodb").transact_write_items(TransactItems=entries)
-                return True
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if "TransactionConflict" not in reasons or attempt == 7:
-                    return False  # settled meanwhile by another delivery of the same ending
-                time.sleep(random.uniform(0, 0.05 * 2**attempt))
-        return False
+        try:
+            transact_write(entries)
+        except ClientError as exc:
+            if "ConditionalCheckFailed" in cancellation_reasons(exc):
+                return False  # settled meanwhile by another delivery of the same ending
+            raise  # anything else (a conflict that outlasted the retries): the outbox retries the record
+        return True
 
     def used_ratio(self, owner: str, now: datetime | None = None) -> float | None:
         """How much of the owner's budget is committed now: the fuller of the month and the day (1 = all of

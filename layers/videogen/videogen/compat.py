@@ -7,10 +7,12 @@ enum and error envelope as https://openrouter.ai/api/v1 (``../shared/notes/openr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from videogen.errors import RequestRejected
 from videogen.models import Job, JobStatus
+from videogen.storage import parse_s3_uri
 
 # OpenRouter's status enum has no queued/submitted (both are "pending" to a caller) and no timed_out (a job
 # videogen stopped polling is a failure, with the reason in ``error``).
@@ -54,6 +56,20 @@ def generation(job: Job, base_url: str) -> dict[str, Any]:
     if job.status.terminal and job.status is not JobStatus.COMPLETED:
         body["error"] = job.error or f"the job ended {job.status.value}"
     return body
+
+
+def content_location(job: Job, index: str | None, presign: Callable[[str, str], str]) -> str:
+    """Where ``GET /api/v1/videos/{id}/content?index=N`` redirects: a presigned URL of the job's video
+    (API Gateway cannot carry a response of video size, S3 can). ``presign(key, bucket)``."""
+    index = index or "0"
+    if not index.isdigit():
+        raise RequestRejected("index must be a non-negative integer", status_code=400, reason="malformed")
+    if job.status is not JobStatus.COMPLETED or job.video is None:
+        raise RequestRejected(f"video job {job.id} is {STATUS[job.status]}: no content", status_code=409)
+    if int(index) != 0:
+        raise RequestRejected(f"video job {job.id} has one output (index 0)", status_code=404, reason="not_found")
+    bucket, key = parse_s3_uri(job.video.s3_uri)
+    return presign(key, bucket)
 
 
 def error(status: int, message: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:

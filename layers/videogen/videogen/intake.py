@@ -190,11 +190,7 @@ def accept(
         job_id = identity.job_id if identity is not None else new_job_id()
         estimate, reservation = _estimate_and_reserve(services, request, owner, job_id)
     except RequestRejected as rejected:
-        emit(Metric.JOBS_REJECTED, door=door.value, reason=rejected.reason)
-        logger.info(
-            "request rejected",
-            extra={"door": door.value, "reason": rejected.message, "fields": [e.field for e in rejected.errors]},
-        )
+        _rejected(door, rejected)
         raise
 
     job = Job(
@@ -283,8 +279,12 @@ def _over_budget(owner: Owner, estimate: Decimal | None) -> RequestRejected:
 
 
 def _rejected(door: Door, rejected: RequestRejected) -> RequestRejected:
+    """Count and log a refusal (never its body: only the reason and the fields named)."""
     emit(Metric.JOBS_REJECTED, door=door.value, reason=rejected.reason)
-    logger.info("request rejected", extra={"door": door.value, "reason": rejected.message})
+    logger.info(
+        "request rejected",
+        extra={"door": door.value, "reason": rejected.message, "fields": [e.field for e in rejected.errors]},
+    )
     return rejected
 
 

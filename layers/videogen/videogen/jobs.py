@@ -7,9 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import random
 import re
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -18,13 +16,12 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from videogen.aws import client
+from videogen.aws import cancellation_reasons, client, transact_write
 from videogen.models import TERMINAL_STATUSES, Job, JobStatus, OpenRouterJob, Usage, VideoObject, utcnow
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 CALLER_INDEX = "by_caller"
-TRANSACTION_ATTEMPTS = 8
 # Sparse (only submitted jobs carry openrouter_job_id), keys only: a callback names OpenRouter's id, and the
 # one consistent read of the job that follows gets the rest.
 OPENROUTER_INDEX = "by_openrouter_job_id"
@@ -104,29 +101,20 @@ class JobStore:
         (a budget reservation); a failed condition among them raises WriteRefused."""
         item = job.model_dump(mode="json", exclude_none=True)
         put = {"TableName": self.table, "Item": _dynamo(item), "ConditionExpression": "attribute_not_exists(id)"}
-        for attempt in range(TRANSACTION_ATTEMPTS):
-            try:
-                if not with_writes:
-                    client("dynamodb").put_item(**put)
-                    return
-                client("dynamodb").transact_write_items(TransactItems=[{"Put": put}, *with_writes])
-                return
-            except ClientError as exc:
-                code = exc.response["Error"]["Code"]
-                if code == "ConditionalCheckFailedException":
-                    raise JobExists(job.id) from None
-                if code != "TransactionCanceledException":
-                    raise
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    raise JobExists(job.id) from None
-                if "ConditionalCheckFailed" in reasons:
-                    raise WriteRefused(job.id) from None
-                if "TransactionConflict" not in reasons or attempt == TRANSACTION_ATTEMPTS - 1:
-                    raise
-                # Another transaction held one of the items (a budget under a burst): nothing was written,
-                # and botocore does not retry a cancelled transaction. Try again after a jittered pause.
-                time.sleep(random.uniform(0, 0.05 * 2**attempt))
+        try:
+            if with_writes:
+                transact_write([{"Put": put}, *with_writes])
+            else:
+                client("dynamodb").put_item(**put)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise JobExists(job.id) from None
+            reasons = cancellation_reasons(exc)
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise JobExists(job.id) from None
+            if "ConditionalCheckFailed" in reasons:
+                raise WriteRefused(job.id) from None
+            raise
 
     def delete(self, job_id: str) -> None:
         client("dynamodb").delete_item(TableName=self.table, Key=_key(job_id))

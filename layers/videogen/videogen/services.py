@@ -96,6 +96,16 @@ class WorkflowStarter:
                 raise
 
 
+def message_field(body: str | None, name: str) -> str | None:
+    """A non-empty string field of a queue message's JSON body (``{"job_id": ...}`` on the submit queue,
+    ``{"openrouter_job_id": ...}`` on the callback queue), or None for a body this service never sends."""
+    try:
+        value = json.loads(body or "")[name]
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
 @dataclass
 class SubmitQueue:
     queue_url: str
