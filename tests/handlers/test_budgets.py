@@ -123,3 +123,5 @@ def test_an_ended_job_settles_at_its_cost_and_a_job_never_sent_releases(budgets:
         settle_budget(get_services(), job)
     shown = month(budgets)
     assert shown["spent_usd"] == pytest.approx(0.1) and shown["reserved_usd"] == pytest.approx(0.0)
+    [entry] = budgets.show(OWNER)  # the fields `videogen budgets show` names: limits, reserved, spent
+    assert entry["limits"]["monthly_usd"] == 10 and entry["spent"] == pytest.approx(0.1) and entry["reserved"] == 0

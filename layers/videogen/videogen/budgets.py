@@ -188,4 +188,11 @@ class Budgets:
                     "reserved_usd": float(committed - spent),
                     "spent_usd": float(spent),
                 }
+        for entry in owners.values():
+            # As `videogen budgets show` promises: limits, reserved, spent (this month's, the monthly budget's
+            # period; the day's are under "day").
+            entry.setdefault("limits", {"monthly_usd": None, "daily_usd": None})
+            month_figures = entry.get("month", {})
+            entry["reserved"] = month_figures.get("reserved_usd", 0.0)
+            entry["spent"] = month_figures.get("spent_usd", 0.0)
         return [owners[name] for name in sorted(owners)]
