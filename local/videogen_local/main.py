@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import signal
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_METRICS_FILE = "out/metrics.jsonl"
+# How long `local serve` may take to stop after SIGINT/SIGTERM before it prints its threads and exits 1.
+STOP_DEADLINE_SECONDS = 30
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,11 +194,17 @@ def serve_local(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    # `kill -USR1` prints every thread's stack to stderr: what a stuck local stack is doing.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     with LocalStack(config) as stack:
         ready_line.write(json.dumps(stack.info) + "\n")
         ready_line.flush()
         stop.wait()
         print("stopping the local stack", file=sys.stderr)
+        # Every part stops within seconds; one that hangs gets its stacks printed and the process ends
+        # (exit status 1) rather than leaving a caller waiting on it.
+        faulthandler.dump_traceback_later(STOP_DEADLINE_SECONDS, exit=True)
+    faulthandler.cancel_dump_traceback_later()
     return 0
 
 

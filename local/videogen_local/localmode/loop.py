@@ -25,6 +25,10 @@ class BackgroundLoop:
     def start(self) -> None:
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the loop to end after its current tick, without waiting for it (see ``stop``)."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
