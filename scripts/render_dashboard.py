@@ -26,6 +26,7 @@ FUNCTIONS = [
     "authorizer",
     "openrouter-callback",
     "callback-nudge",
+    "webhook-deliver",
 ]
 API = ["ApiName", f"{STACK}-api", "Stage", "v1"]
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
@@ -97,6 +98,7 @@ def dashboard() -> dict[str, Any]:
         "IntakeDeadLetterQueueAlarm",
         "OutboxDeadLetterQueueAlarm",
         "CallbackDeadLetterQueueAlarm",
+        "WebhookDeadLetterQueueAlarm",
         "OutboxLagAlarm",
         "FailureRatioAlarm",
         "ExecutionsFailedAlarm",
@@ -188,6 +190,7 @@ def dashboard() -> dict[str, Any]:
                 sqs("ApproximateNumberOfMessagesVisible", "intake-dlq", "intake DLQ"),
                 sqs("ApproximateNumberOfMessagesVisible", "outbox-dlq", "outbox DLQ"),
                 sqs("ApproximateNumberOfMessagesVisible", "callback-dlq", "callback DLQ"),
+                sqs("ApproximateNumberOfMessagesVisible", "webhooks-dlq", "webhook DLQ"),
                 [
                     "AWS/Lambda",
                     "IteratorAge",
@@ -233,6 +236,24 @@ def dashboard() -> dict[str, Any]:
             52,
             stat="Maximum",
             annotations={"horizontal": [{"label": "alarm", "value": 0.8}]},
+        ),
+        widget(
+            "Webhook attempts by outcome (delivered, retrying, failed, refused)",
+            [search("WebhookDeliveries", ["outcome"])],
+            0,
+            58,
+            stacked=True,
+        ),
+        widget(
+            "Webhook receivers' latency (ms) and results waiting",
+            [
+                custom("WebhookLatency", "p50", "latency p50"),
+                custom("WebhookLatency", "p99", "latency p99"),
+                sqs("ApproximateNumberOfMessagesVisible", "webhooks", "waiting (incl. retries)", yAxis="right"),
+            ],
+            12,
+            58,
+            stat="p50",
         ),
         {
             "type": "log",

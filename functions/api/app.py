@@ -1,4 +1,5 @@
-"""API door (API Gateway REST, IAM auth): create, read, list and cancel video jobs; list models.
+"""API door (API Gateway REST, IAM auth): create, read, list and cancel video jobs; list models; read and
+rotate the caller's webhook signing secret.
 
 A job belongs to the IAM principal that created it, an assumed role as the role (videogen.owners): anyone
 else gets 404, as if it did not exist. ``Idempotency-Key`` makes a retried POST answer with the job the
@@ -26,6 +27,7 @@ from videogen.openapi import openapi_document
 from videogen.owners import Owner, iam_owner, owns
 from videogen.services import get_services
 from videogen.storage import parse_s3_uri
+from videogen.webhooks import SecretView
 
 app = APIGatewayRestResolver()
 MAX_PAGE = 100
@@ -231,6 +233,33 @@ def compatible_video_content(job_id: str) -> Response[str]:
     index = app.current_event.get_query_string_value("index")
     location = compat.content_location(job, index, get_services().storage.presign)
     return Response(302, None, "", headers={"Location": location})  # no body
+
+
+# --- webhook signing secrets (videogen.webhooks): the caller's own, on either API -------------------------
+
+
+def _secret(view: SecretView) -> Response[dict[str, Any]]:
+    return Response(200, content_types.APPLICATION_JSON, view.body(), headers={"Cache-Control": "no-store"})
+
+
+@app.get("/webhooks/secret")
+def webhook_secret() -> Response[dict[str, Any]]:
+    return _secret(get_services().signing_keys.current(_owner().id))
+
+
+@app.post("/webhooks/secret/rotate")
+def rotate_webhook_secret() -> Response[dict[str, Any]]:
+    return _secret(get_services().signing_keys.rotate(_owner().id))
+
+
+@app.get("/api/v1/webhooks/secret")
+def compatible_webhook_secret() -> Response[dict[str, Any]]:
+    return _secret(get_services().signing_keys.current(_tenant().id))
+
+
+@app.post("/api/v1/webhooks/secret/rotate")
+def compatible_rotate_webhook_secret() -> Response[dict[str, Any]]:
+    return _secret(get_services().signing_keys.rotate(_tenant().id))
 
 
 @app.get("/openapi.json")

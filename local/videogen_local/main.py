@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         help="let the preflight fetch loopback, private hosts and plain http (tests, simulators; never deployed)",
     )
     serve.add_argument(
+        "--allow-private-webhooks",
+        action="store_true",
+        help="deliver webhooks to loopback, private hosts and plain http receivers (tests; never deployed)",
+    )
+    serve.add_argument(
         "--metrics-file",
         type=Path,
         default=Path(DEFAULT_METRICS_FILE),
@@ -190,6 +195,8 @@ def serve_local(args: argparse.Namespace) -> int:
         preflight=not args.no_preflight and os.environ.get("VIDEOGEN_PREFLIGHT", "on").lower() not in ("off", "0"),
         preflight_allow_private=args.allow_private_references
         or os.environ.get("VIDEOGEN_PREFLIGHT_ALLOW_PRIVATE", "") in ("1", "true", "on"),
+        webhooks_allow_private=args.allow_private_webhooks
+        or os.environ.get("VIDEOGEN_WEBHOOKS_ALLOW_PRIVATE", "") in ("1", "true", "on"),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

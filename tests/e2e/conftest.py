@@ -91,6 +91,8 @@ def serve(log: Path, *args: str, extra_env: dict[str, str] | None = None) -> Ite
         "POWERTOOLS_LOG_LEVEL": "INFO",
         # Short, so the tests see a revoked key stop working (deployed default: 60 s).
         "VIDEOGEN_KEY_AUTHORIZER_CACHE_SECONDS": "2",
+        # Short, so the tests see a receiver that does not answer time out (deployed: 10 s).
+        "WEBHOOK_READ_SECONDS": "1",
     }
     with local_serve(log, *args, env=env) as (info, process):
         served = Served(info, process)
@@ -100,5 +102,8 @@ def serve(log: Path, *args: str, extra_env: dict[str, str] | None = None) -> Ite
 
 @pytest.fixture(scope="package")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with serve(tmp_path_factory.mktemp("serve") / "stderr.log", "--poll-interval", "0", "--max-polls", "6") as server:
+    # Webhooks to loopback receivers (tests/e2e/test_webhooks.py, the observability run): the deployed rules are
+    # checked by a serve of their own.
+    log = tmp_path_factory.mktemp("serve") / "stderr.log"
+    with serve(log, "--poll-interval", "0", "--max-polls", "6", "--allow-private-webhooks") as server:
         yield server

@@ -4,12 +4,16 @@ are exactly the catalogue that the dashboard charts (tests/template/test_dashboa
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import Served
 from tests.support.images import reference_data_url
+from tests.support.scripted_http import Canned, ScriptedServer
 from videogen.observability import Metric
 
 pytestmark = pytest.mark.e2e
@@ -28,6 +32,13 @@ def emitted(log_text: str) -> dict[str, set[frozenset[str]]]:
     return found
 
 
+def wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
 def test_an_end_to_end_run_emits_every_catalogued_metric(served: Served) -> None:
     def request(prompt: str, **extra: Any) -> dict[str, Any]:
         ref = [{"type": "image_url", "image_url": {"url": reference_data_url()}}]
@@ -43,15 +54,22 @@ def test_an_end_to_end_run_emits_every_catalogued_metric(served: Served) -> None
     def post(body: dict[str, Any]) -> Any:
         return served.api("POST", "/videos", json=body, headers=caller)
 
-    jobs = [
-        post(request("observability: completes")).json()["id"],
-        post(request("observability: fails [sim:outcome=failed]")).json()["id"],
-        post(request("observability: refused [sim:reject=402]")).json()["id"],
-    ]
-    assert post(request("observability: invalid", duration=1)).status_code == 422
-    # The outcome metrics come from the outbox relay, after the terminal write: wait for its announcement.
-    outcomes = [served.wait_announced(job_id)["status"] for job_id in jobs]
-    assert outcomes == ["completed", "failed", "failed"]
+    # A webhook (the local stack allows loopback receivers here): its attempt's outcome and latency.
+    receiver = ScriptedServer()
+    receiver.on("POST", "/hook", Canned(204))
+    with receiver:
+        jobs = [
+            post(request("observability: completes", webhook_url=f"{receiver.url}/hook")).json()["id"],
+            post(request("observability: fails [sim:outcome=failed]")).json()["id"],
+            post(request("observability: refused [sim:reject=402]")).json()["id"],
+        ]
+        assert post(request("observability: invalid", duration=1)).status_code == 422
+        # The outcome metrics come from the outbox relay, after the terminal write: wait for its announcement.
+        outcomes = [served.wait_announced(job_id)["status"] for job_id in jobs]
+        assert outcomes == ["completed", "failed", "failed"]
+        # The deliver function's metrics are flushed as its invocation ends, after the receiver answered.
+        log_path = Path(served.info["stderr_log"])
+        wait_until(lambda: '"WebhookDeliveries"' in log_path.read_text(), 30)
     refused = served.job_record(jobs[2])
     assert refused is not None and "Insufficient credits" in refused["error"]
 

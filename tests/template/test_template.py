@@ -51,6 +51,7 @@ FUNCTIONS = {
     "AuthorizerFunction": ("authorizer", "authorizer"),
     "OpenRouterCallbackFunction": ("openrouter_callback", "openrouter-callback"),
     "CallbackNudgeFunction": ("callback_nudge", "callback-nudge"),
+    "WebhookDeliverFunction": ("webhook_deliver", "webhook-deliver"),
 }
 EXPECTED_TIMEOUTS = {
     "ApiFunction": 29,
@@ -64,6 +65,7 @@ EXPECTED_TIMEOUTS = {
     "AuthorizerFunction": 10,
     "OpenRouterCallbackFunction": 10,
     "CallbackNudgeFunction": 900,
+    "WebhookDeliverFunction": 90,
 }
 # Functions the state machine invokes: they must not reference it (that would be a cycle).
 WORKFLOW_FUNCTIONS = {"PollFunction", "DownloadFunction", "FailFunction"}
@@ -396,7 +398,7 @@ def test_esm_reports_batch_item_failures_after_transform(transformed: dict[str, 
     mappings = [
         r["Properties"] for r in transformed["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
     ]
-    assert len(mappings) == 3  # the submit queue, the callback queue and the jobs table's stream
+    assert len(mappings) == 4  # the submit, callback and webhook queues, and the jobs table's stream
     for mapping in mappings:
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     [stream] = [m for m in mappings if "StartingPosition" in m]
@@ -459,6 +461,10 @@ API_ROUTES = {
     ("GET", "/api/v1/videos/models"),
     ("GET", "/api/v1/videos/{id}"),
     ("GET", "/api/v1/videos/{id}/content"),
+    ("GET", "/webhooks/secret"),
+    ("POST", "/webhooks/secret/rotate"),
+    ("GET", "/api/v1/webhooks/secret"),
+    ("POST", "/api/v1/webhooks/secret/rotate"),
 }
 # OpenRouter's video API, behind the key authorizer instead of IAM.
 COMPATIBLE_ROUTES = {route for route in API_ROUTES if route[1].startswith("/api/v1/")}
@@ -744,6 +750,13 @@ def test_each_function_can_do_what_its_code_does(transformed: dict[str, Any]) ->
             "secretsmanager:GetSecretValue",
         },
         "PublishFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents", "sqs:SendMessage"},
+        "WebhookDeliverFunction": {
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+            "sqs:ChangeMessageVisibility",
+            "secretsmanager:GetSecretValue",
+        },
     }
     for function, actions in needs.items():
         missing = actions - _role_actions(transformed, function)
@@ -756,6 +769,7 @@ def test_each_function_can_do_what_its_code_does(transformed: dict[str, Any]) ->
         "DownloadFunction",
         "FailFunction",
         "CallbackNudgeFunction",
+        "WebhookDeliverFunction",
     ):
         assert "events:PutEvents" not in _role_actions(transformed, function), function
     # The public receiver can only queue a nudge: no table, no bucket, no OpenRouter key.

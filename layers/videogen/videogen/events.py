@@ -57,6 +57,9 @@ def outcome_detail(job: Job) -> dict[str, Any]:
         "error": job.error,
         "usage": job.usage.model_dump(mode="json") if job.usage else None,
         "estimated_cost_usd": job.estimated_cost_usd,
+        # Whether the caller asked for a webhook (the URL itself stays out of events): the webhook queue's
+        # rule takes only these.
+        "webhook_requested": job.request.webhook_url is not None,
         "created_at": job.created_at,
         "finished_at": job.finished_at,
     }

@@ -24,6 +24,7 @@ from videogen.observability import Metric, annotate_job, emit, logger
 from videogen.owners import Owner, owns
 from videogen.pricing import estimate_cost_usd
 from videogen.services import Services, new_job_id
+from videogen.webhooks import check_webhook_url
 
 MAX_REQUEST_BYTES = 400 * 1024
 # A real request nests 4 levels deep (frame_images[0].image_url.url); 32 leaves room and keeps every later
@@ -181,6 +182,7 @@ def accept(
         request_hash = fingerprint(request)
         if identity is not None and (earlier := find_earlier(services, identity, request_hash)) is not None:
             return earlier
+        _check_webhook_url(services, request)
         for field, url in request.reference_urls():
             if url.startswith("s3://"):
                 services.storage.check_reference(url, field)
@@ -227,6 +229,17 @@ def accept(
     logger.info("job accepted", extra={"door": door.value, "model": request.model})
     emit(Metric.JOBS_ACCEPTED, door=door.value)
     return Accepted(job)
+
+
+def _check_webhook_url(services: Services, request: VideoRequest) -> None:
+    """https on a public host (local mode's --allow-private-webhooks: any http(s) URL). A name is judged again,
+    resolved, when the result is delivered (videogen.webhooks)."""
+    if request.webhook_url is None:
+        return
+    try:
+        check_webhook_url(request.webhook_url, allow_private=services.settings.videogen_webhooks_allow_private)
+    except ValueError as exc:
+        raise RequestRejected("request validation failed", [FieldError("webhook_url", str(exc))], 422) from None
 
 
 def _preflight(services: Services, request: VideoRequest) -> None:

@@ -260,6 +260,29 @@ class JobStore:
             return False
         return True
 
+    def record_webhook_attempt(self, job_id: str, attempt: dict[str, Any], state: str, keep: int = 20) -> bool:
+        """Append one outbound webhook attempt (videogen.webhooks) and the state it leaves. A delivered webhook
+        stays delivered (a late redelivery's attempt is not recorded over it), and at most ``keep`` attempts
+        are kept. False when nothing was written for either reason. The job is terminal, so this write is no
+        transition for the outbox's stream filter."""
+        values: dict[str, Any] = {":a": [attempt], ":none": [], ":state": state, ":delivered": "delivered"}
+        values[":keep"] = keep
+        condition = (
+            "(attribute_not_exists(webhook_state) OR webhook_state <> :delivered) "
+            "AND (attribute_not_exists(webhook_attempts) OR size(webhook_attempts) < :keep)"
+        )
+        try:
+            self._update(
+                job_id,
+                "SET webhook_attempts = list_append(if_not_exists(webhook_attempts, :none), :a), "
+                "webhook_state = :state",
+                condition,
+                values,
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
     def unannounced(self, ended_before: str) -> list[dict[str, Any]]:
         """Items of jobs that ended before ``ended_before`` (ISO timestamp) with no result event recorded:
         what the publish function could not announce within its retries (they are in the outbox DLQ

@@ -164,6 +164,9 @@ class VideoRequest(_Strict):
     provider: ProviderConfig | None = None
     # A completed videogen job of the same owner to edit or extend; OpenRouter gets that job's own id.
     previous_job_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    # Where the job's result is POSTed, signed (videogen.webhooks). Its shape is checked here; whether it may
+    # be used (https on a public host, deployed) is intake's check, which knows local mode's flags.
+    webhook_url: Annotated[str, Field(min_length=1, max_length=MAX_URL_CHARS)] | None = None
     # Only so that it can be refused with a reason: see _no_callback_url.
     callback_url: str | None = None
 
@@ -173,9 +176,16 @@ class VideoRequest(_Strict):
         if url is not None:
             raise ValueError(
                 "callback_url is videogen's own (OpenRouter calls the service back); to be told when your "
-                "video is done, use webhook_url (outbound webhooks, not yet accepted by this version) or "
+                "video is done, use webhook_url (a signed POST of the result) or "
                 "the VideoCompleted / VideoFailed events"
             )
+        return url
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url_shape(cls, url: str | None) -> str | None:
+        if url is not None and (not url.startswith(("https://", "http://")) or any(c.isspace() for c in url)):
+            raise ValueError("webhook_url must be an https:// URL")
         return url
 
     @field_validator("prompt")
@@ -224,7 +234,8 @@ class VideoRequest(_Strict):
         """The body for POST /api/v1/videos: unset fields left out, reference URLs passed through
         ``resolve_url`` (which turns s3:// URIs into presigned HTTPS URLs), ``previous_job_id`` replaced by
         the OpenRouter id of the job it names."""
-        body = self.model_dump(mode="json", exclude_none=True)
+        # webhook_url is videogen's own (the caller's receiver), never OpenRouter's to see.
+        body = self.model_dump(mode="json", exclude_none=True, exclude={"webhook_url"})
         for key in ("input_references", "frame_images"):
             if not body.get(key):
                 body.pop(key, None)
@@ -319,6 +330,9 @@ class Job(BaseModel):
     usage: Usage | None = None
     video: VideoObject | None = None
     submit_attempts: int = 0
+    # Outbound webhook (videogen.webhooks): delivered, retrying, failed or refused, and every attempt made.
+    webhook_state: str | None = None
+    webhook_attempts: list[dict[str, Any]] = Field(default_factory=list)
     created_at: str = Field(default_factory=utcnow)
     updated_at: str = Field(default_factory=utcnow)
     submitted_at: str | None = None

@@ -75,6 +75,10 @@ class Metric(Enum):
     SPEND_USD = ("SpendUSD", MetricUnit.NoUnit, ("owner",))
     BUDGET_USED = ("BudgetUsedRatio", MetricUnit.NoUnit, ("owner",))
     BUDGET_USED_MAX = ("BudgetUsedRatioMax", MetricUnit.NoUnit, ())
+    # Outbound webhooks (videogen.webhooks): attempts by outcome (delivered, retrying, failed, refused), and how
+    # long each receiver took to answer.
+    WEBHOOK_DELIVERIES = ("WebhookDeliveries", MetricUnit.Count, ("outcome",))
+    WEBHOOK_LATENCY = ("WebhookLatency", MetricUnit.Milliseconds, ())
 
     @property
     def metric_name(self) -> str:

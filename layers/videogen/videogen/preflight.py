@@ -14,19 +14,17 @@ differently. Redirects are followed here, each hop checked the same way. Results
 
 from __future__ import annotations
 
-import ipaddress
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
-from ada_url import parse_url
 
-from videogen.addresses import Resolver, canonical_host, check_public_https_url, public_addresses
+from videogen.addresses import Resolver
+from videogen.pinned import pin, tls_context
 
 MAX_REDIRECTS = 3
 MAX_REFERENCE_BYTES = 30 * 1024 * 1024  # from Content-Length
@@ -109,13 +107,6 @@ def _looks_like_html(head: bytes) -> bool:
     return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<!--", b"<script"))
 
 
-@dataclass(frozen=True)
-class _Hop:
-    target: str  # the URL with the checked address in place of the name
-    name: str  # for TLS (SNI, certificate) and Host
-    host_header: str
-
-
 class Preflight:
     """Check references; ``resolver`` and ``transport`` are injectable (tests on loopback). ``allow_private``
     (local mode and tests only) lets loopback, private addresses and plain http through."""
@@ -139,8 +130,6 @@ class Preflight:
         self.fetches = 0  # network checks made (not answered from the cache)
         self._cache: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._lock = threading.Lock()
-        # One TLS context for every check (building one per client costs more than a loopback fetch).
-        self._tls: ssl.SSLContext | None = None
 
     def check_all(self, references: Sequence[tuple[str, str]]) -> list[PreflightFailed]:
         """Every http(s) reference of (field, URL) checked at once (s3:// and data: are not fetched); the
@@ -200,49 +189,18 @@ class Preflight:
         self._remember(url, kind, outcome)
         return outcome
 
-    def _hop(self, url: str) -> _Hop:
-        """Check one hop's URL and resolve its host once; ValueError says what is wrong."""
-        if self.allow_private:
-            if urlsplit(url).scheme not in ("http", "https"):
-                raise ValueError("must be an http(s) URL")
-        else:
-            check_public_https_url(url, field_name="URL")
-        parts = parse_url(url, attributes=("protocol", "hostname", "port", "pathname", "search"))
-        host = canonical_host(url)
-        scheme = parts["protocol"].rstrip(":")
-        port = int(parts["port"]) if parts["port"] else (443 if scheme == "https" else 80)
-        literal = host.strip("[]")
-        try:
-            ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(literal)
-        except ValueError:
-            ip = None
-        if ip is not None:
-            address = literal  # already judged by check_public_https_url
-        elif self.allow_private:
-            address = str(self.resolver(host, port)[0][4][0])
-        else:
-            address = public_addresses(host, port, self.resolver)[0]
-        shown = f"[{address}]" if ":" in address else address
-        default = (scheme, port) in (("https", 443), ("http", 80))
-        host_header = host if default else f"{host}:{port}"
-        return _Hop(f"{scheme}://{shown}:{port}{parts['pathname']}{parts['search']}", literal, host_header)
-
     def _fetch(self, url: str, kind: str) -> str | None:
         limits = self.limits
         deadline = self.clock() + limits.deadline_seconds
         timeout = httpx.Timeout(limits.read_seconds, connect=limits.connect_seconds)
         seen = {url}
         redirects = 0
-        if self._tls is None:
-            import certifi  # httpx's own CA bundle
-
-            self._tls = ssl.create_default_context(cafile=certifi.where())
         with httpx.Client(
-            transport=self.transport, verify=self._tls, timeout=timeout, follow_redirects=False, trust_env=False
+            transport=self.transport, verify=tls_context(), timeout=timeout, follow_redirects=False, trust_env=False
         ) as client:
             while True:
                 try:
-                    hop = self._hop(url)
+                    hop = pin(url, self.resolver, allow_private=self.allow_private)
                 except ValueError as exc:
                     where = "" if redirects == 0 else f" (redirect {redirects} to {url[:200]})"
                     return f"is not fetchable from outside{where}: {exc}"
@@ -251,7 +209,7 @@ class Preflight:
                     "GET",
                     hop.target,
                     headers={**_HEADERS, "Host": hop.host_header},
-                    extensions={"sni_hostname": hop.name},
+                    extensions=hop.extensions,
                 )
                 try:
                     response = client.send(request, stream=True)

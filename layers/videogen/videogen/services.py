@@ -26,6 +26,7 @@ from videogen.storage import VideoStorage
 if TYPE_CHECKING:
     from videogen.openrouter import OpenRouterClient
     from videogen.preflight import Preflight
+    from videogen.webhooks import Sender, SigningKeys
 
 
 def new_job_id() -> str:
@@ -76,6 +77,23 @@ def webhook_secret_provider(settings: Settings) -> Callable[[], str | None]:
 
         return from_secrets_manager
     return lambda: None
+
+
+def signing_key_provider(settings: Settings) -> Callable[[], str]:
+    """The key every owner's webhook secret is derived from (videogen.webhooks), cached 5 minutes."""
+    if settings.webhook_signing_key is not None:
+        return settings.webhook_signing_key.get_secret_value
+    secret_id = settings.webhook_signing_key_secret
+
+    def from_secrets_manager() -> str:
+        if not secret_id:
+            raise RuntimeError("no webhook signing key: set WEBHOOK_SIGNING_KEY_SECRET (deployed)")
+        from aws_lambda_powertools.utilities import parameters
+
+        value = parameters.get_secret(secret_id, max_age=300)
+        return value if isinstance(value, str) else value.decode()
+
+    return from_secrets_manager
 
 
 @dataclass
@@ -182,6 +200,23 @@ class Services:
         from videogen.preflight import Preflight
 
         return Preflight(allow_private=self.settings.videogen_preflight_allow_private)
+
+    @cached_property
+    def signing_keys(self) -> SigningKeys:
+        from videogen.webhooks import SigningKeys
+
+        return SigningKeys(self.settings.webhook_signing_table, signing_key_provider(self.settings))
+
+    @cached_property
+    def webhook_sender(self) -> Sender:
+        from videogen.webhooks import Sender
+
+        s = self.settings
+        return Sender(
+            allow_private=s.videogen_webhooks_allow_private,
+            connect_seconds=s.webhook_connect_seconds,
+            read_seconds=s.webhook_read_seconds,
+        )
 
     @cached_property
     def catalog(self) -> ModelCatalog:

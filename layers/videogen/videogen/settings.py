@@ -91,6 +91,20 @@ class Settings(BaseModel):
     videogen_preflight: bool = Field(default=True, description="env VIDEOGEN_PREFLIGHT (on/off)")
     videogen_preflight_allow_private: bool = Field(default=False, description="env VIDEOGEN_PREFLIGHT_ALLOW_PRIVATE")
 
+    # Outbound webhooks (videogen.webhooks): the per-owner signing table, the signing key they are derived from
+    # (Secrets Manager deployed; tests and local mode may pass it directly), the delivery queue and schedule.
+    webhook_signing_table: str = Field(default="", description="env WEBHOOK_SIGNING_TABLE")
+    webhook_signing_key_secret: str = Field(default="", description="env WEBHOOK_SIGNING_KEY_SECRET")
+    webhook_signing_key: SecretStr | None = Field(default=None, description="env WEBHOOK_SIGNING_KEY")
+    webhook_queue_url: str = Field(default="", description="env WEBHOOK_QUEUE_URL")
+    webhook_retry_delays: str = Field(
+        default="5,300,1800,7200,18000,36000,36000", description="env WEBHOOK_RETRY_DELAYS (seconds, comma-separated)"
+    )
+    webhook_connect_seconds: float = Field(default=3.0, gt=0, description="env WEBHOOK_CONNECT_SECONDS")
+    webhook_read_seconds: float = Field(default=10.0, gt=0, description="env WEBHOOK_READ_SECONDS")
+    # Local mode and tests only (`videogen local serve --allow-private-webhooks`): loopback and plain http.
+    videogen_webhooks_allow_private: bool = Field(default=False, description="env VIDEOGEN_WEBHOOKS_ALLOW_PRIVATE")
+
     @field_validator("openrouter_base_url")
     @classmethod
     def _base_url(cls, url: str) -> str:

@@ -21,6 +21,7 @@ FUNCTIONS = {
     "authorizer": "authorizer",
     "openrouter_callback": "openrouter-callback",
     "callback_nudge": "callback-nudge",
+    "webhook_deliver": "webhook-deliver",
 }
 
 
@@ -65,6 +66,22 @@ class Names:
     @property
     def webhook_secret(self) -> str:
         return f"{self.stack}/openrouter-webhook-secret"
+
+    @property
+    def webhook_queue(self) -> str:
+        return f"{self.stack}-webhooks"
+
+    @property
+    def webhook_dead_letter_queue(self) -> str:
+        return f"{self.stack}-webhooks-dlq"
+
+    @property
+    def webhook_signing_table(self) -> str:
+        return f"{self.stack}-webhook-signing"
+
+    @property
+    def webhook_signing_key(self) -> str:
+        return f"{self.stack}/webhook-signing-key"
 
     @property
     def intake_dead_letter_queue(self) -> str:

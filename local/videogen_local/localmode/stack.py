@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import secrets
 import socket
 import tempfile
 import threading
@@ -38,7 +39,10 @@ INTAKE_RETRY_ATTEMPTS = 2  # the intake functions' EventInvokeConfig.MaximumRetr
 ONE_EVENT_AT_A_TIME = ("api", "submit", "publish")
 # As template.yaml: MemorySize (Globals 256, download 512) and Timeout per function.
 MEMORY_MB = {"download": 512}
-TIMEOUT_SECONDS = {"api": 29, "download": 900, "fail": 30, "publish": 30}
+TIMEOUT_SECONDS = {"api": 29, "download": 900, "fail": 30, "publish": 30, "webhook_deliver": 90}
+# Outbound webhooks' retry schedule, locally seconds instead of 5 s ... 10 h (videogen.webhooks.RETRY_DELAYS):
+# as many attempts as deployed, so a receiver that is down for a while is seen retried, then dead-lettered.
+LOCAL_WEBHOOK_RETRY_DELAYS = "1,1,2,2,3,3,3"
 
 # moto's state is process-wide (the server only serves it): one local stack per process.
 _running_lock = threading.Lock()
@@ -90,6 +94,9 @@ class LocalStackConfig:
     # http (tests, simulators), which the deployed rules refuse.
     preflight: bool = True
     preflight_allow_private: bool = False
+    # Outbound webhooks to loopback and plain http receivers (tests); off: the deployed rules (https, public).
+    webhooks_allow_private: bool = False
+    webhook_retry_delays: str = LOCAL_WEBHOOK_RETRY_DELAYS
 
     @classmethod
     def from_env(cls, **overrides: Any) -> LocalStackConfig:
@@ -139,6 +146,7 @@ class LocalStack:
         self._server: Any = None
         self._poller: SqsPoller | None = None
         self._callback_poller: SqsPoller | None = None
+        self._webhook_poller: SqsPoller | None = None
         self.callbacks = "off"
         self._stream_poller: StreamPoller | None = None
         self._front_door: FrontDoor | None = None
@@ -224,6 +232,9 @@ class LocalStack:
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", self.config.log_level),
                 "VIDEOGEN_PREFLIGHT": "on" if self.config.preflight else "off",
                 "VIDEOGEN_PREFLIGHT_ALLOW_PRIVATE": "1" if self.config.preflight_allow_private else "0",
+                "VIDEOGEN_WEBHOOKS_ALLOW_PRIVATE": "1" if self.config.webhooks_allow_private else "0",
+                "WEBHOOK_SIGNING_TABLE": self.names.webhook_signing_table,
+                "WEBHOOK_RETRY_DELAYS": self.config.webhook_retry_delays,
                 **self.config.extra_env,
             }
         )
@@ -254,6 +265,14 @@ class LocalStack:
             )["ARN"]
             os.environ["OPENROUTER_WEBHOOK_SECRET_ID"] = webhook_arn
             os.environ["OPENROUTER_CALLBACK_URL"] = callback_url
+        # The key owners' webhook secrets are derived from (template: WebhookSigningKeySecret, generated).
+        os.environ["WEBHOOK_SIGNING_KEY_SECRET"] = clients["secretsmanager"].create_secret(
+            Name=self.names.webhook_signing_key, SecretString=secrets.token_urlsafe(48)
+        )["ARN"]
+        webhook_queue_url, webhook_queue_arn, webhook_dlq_url = self._queue_with_dlq(
+            clients["sqs"], self.names.webhook_queue, self.names.webhook_dead_letter_queue, max_receive_count=0
+        )
+        os.environ["WEBHOOK_QUEUE_URL"] = webhook_queue_url
         callback_queue_url, callback_queue_arn, callback_dlq_url = self._create_callback_queues(clients["sqs"])
         os.environ["CALLBACK_QUEUE_URL"] = callback_queue_url
         queue_url, queue_arn, dlq_url, intake_dlq_url = self._create_queues(clients["sqs"])
@@ -279,7 +298,7 @@ class LocalStack:
         )
         self._async_invoker.start()
         patches.ASYNC_INVOKER = self._async_invoker
-        results_url = self._create_bus(clients["events"], clients["sqs"])
+        results_url = self._create_bus(clients["events"], clients["sqs"], webhook_queue_arn)
         clients["s3"].put_bucket_notification_configuration(
             Bucket=self.names.bucket,
             NotificationConfiguration={
@@ -313,6 +332,15 @@ class LocalStack:
             faults=self._faults,
         )
         self._callback_poller.start()
+        self._webhook_poller = SqsPoller(
+            clients["sqs"],
+            invoker,
+            webhook_queue_url,
+            webhook_queue_arn,
+            self.names.function("webhook_deliver"),
+            faults=self._faults,
+        )
+        self._webhook_poller.start()
         # The outbox: the jobs table's stream to the publish function, with the template's event source.
         self._stream_poller = StreamPoller(
             session.client("dynamodbstreams"),
@@ -354,6 +382,7 @@ class LocalStack:
                 self.names.intake_dead_letter_queue: intake_dlq_url,
                 self.names.outbox_dead_letter_queue: outbox_dlq_url,
                 self.names.callback_dead_letter_queue: callback_dlq_url,
+                self.names.webhook_dead_letter_queue: webhook_dlq_url,
             }
             self._queue_sampler = metrics.QueueSampler(
                 session.client("sqs"), queues, interval=self.config.queue_sample_seconds
@@ -375,6 +404,10 @@ class LocalStack:
             "callback_queue_url": callback_queue_url,
             "callback_dead_letter_queue_url": callback_dlq_url,
             "callbacks": self.callbacks,
+            "webhook_queue_url": webhook_queue_url,
+            "webhook_dead_letter_queue_url": webhook_dlq_url,
+            "webhook_signing_table": self.names.webhook_signing_table,
+            "webhooks_allow_private": self.config.webhooks_allow_private,
             "results_queue_url": results_url,
             "state_machine_arn": self.names.state_machine_arn,
             "openrouter_base_url": base_url,
@@ -394,7 +427,8 @@ class LocalStack:
         """Idempotent; also undoes a partial start."""
         global _running
         # Every loop is told first, so that their current ticks end together rather than one after another.
-        for loop in (self._poller, self._callback_poller, self._stream_poller, self._watcher, self._queue_sampler):
+        loops = (self._poller, self._callback_poller, self._webhook_poller, self._stream_poller, self._watcher)
+        for loop in (*loops, self._queue_sampler):
             if loop is not None:
                 loop.request_stop()
         if self._front_door:
@@ -406,6 +440,9 @@ class LocalStack:
         if self._callback_poller:
             self._callback_poller.stop()
             self._callback_poller = None
+        if self._webhook_poller:
+            self._webhook_poller.stop()
+            self._webhook_poller = None
         if self._stream_poller:
             self._stream_poller.stop()
             self._stream_poller = None
@@ -489,11 +526,18 @@ class LocalStack:
         """The callback queue (template: CallbackQueue) and its DLQ."""
         return self._queue_with_dlq(sqs, self.names.callback_queue, self.names.callback_dead_letter_queue)
 
-    def _queue_with_dlq(self, sqs: Any, name: str, dlq_name: str) -> tuple[str, str, str]:
-        """A queue that moves a message to its DLQ after MAX_RECEIVE_COUNT receives: (url, arn, DLQ url)."""
+    def _queue_with_dlq(
+        self, sqs: Any, name: str, dlq_name: str, max_receive_count: int = MAX_RECEIVE_COUNT
+    ) -> tuple[str, str, str]:
+        """A queue that moves a message to its DLQ after ``max_receive_count`` receives (0: the number of
+        attempts of the webhook schedule): (url, arn, DLQ url)."""
+        if max_receive_count == 0:
+            from videogen.webhooks import parse_delays
+
+            max_receive_count = len(parse_delays(self.config.webhook_retry_delays)) + 1
         dlq_url = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
         queue_url = sqs.create_queue(
             QueueName=name,
             Attributes={
@@ -540,6 +584,8 @@ class LocalStack:
             "OPENROUTER_WEBHOOK_SECRET_ID",
             "OPENROUTER_CALLBACK_URL",
             "CALLBACK_QUEUE_URL",
+            "WEBHOOK_SIGNING_KEY_SECRET",
+            "WEBHOOK_QUEUE_URL",
         ):
             self._saved_env.setdefault(name, os.environ.get(name))
 
@@ -561,6 +607,7 @@ class LocalStack:
         create_jobs_table(dynamodb, self.names.table)
         create_keys_table(dynamodb, self.names.keys_table)
         create_budgets_table(dynamodb, self.names.budgets_table)
+        create_webhook_signing_table(dynamodb, self.names.webhook_signing_table)
 
     def _create_functions(self, iam: Any, lambda_client: Any) -> None:
         role = iam.create_role(
@@ -603,9 +650,17 @@ class LocalStack:
             type="STANDARD",
         )
 
-    def _create_bus(self, events: Any, sqs: Any) -> str:
+    def _create_bus(self, events: Any, sqs: Any, webhook_queue_arn: str) -> str:
         bus = self.names.event_bus
         events.create_event_bus(Name=bus)
+        # Results of jobs with a webhook_url, to the webhook queue: the rule's pattern as the template has it.
+        from videogen_local.cfn import load_template
+
+        rule = load_template(repository_root() / "template.yaml")["Resources"]["WebhookResultsRule"]["Properties"]
+        events.put_rule(Name="webhook-results", EventBusName=bus, EventPattern=json.dumps(rule["EventPattern"]))
+        events.put_targets(
+            Rule="webhook-results", EventBusName=bus, Targets=[{"Id": "webhook-queue", "Arn": webhook_queue_arn}]
+        )
         events.put_rule(
             Name="video-requested", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["VideoRequested"]})
         )
@@ -673,6 +728,16 @@ def create_keys_table(dynamodb: Any, name: str) -> None:
         TableName=name,
         KeySchema=[{"AttributeName": "key_id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "key_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def create_webhook_signing_table(dynamodb: Any, name: str) -> None:
+    """The webhook signing table as template.yaml defines it (key ``owner``); tests use it too."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "owner", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "owner", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
 
