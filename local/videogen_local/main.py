@@ -78,11 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("--table", required=True, help="the JobsTableName stack output")
     migrate.add_argument("--endpoint-url", help="AWS endpoint (local mode: aws_endpoint_url of local serve)")
 
-    from videogen_local import budgets_cli, chaos, demo, keys_cli
+    from videogen_local import budgets_cli, chaos, demo, keys_cli, webhooks_cli
 
     budgets_cli.add_arguments(commands.add_parser("budgets", help="monthly and daily USD budgets per owner"))
 
     keys_cli.add_arguments(commands.add_parser("keys", help="tenant API keys for the OpenRouter-compatible routes"))
+    webhooks_cli.add_arguments(commands.add_parser("webhooks", help="an owner's outbound webhook signing secret"))
 
     chaos.add_arguments(commands.add_parser("chaos", help="many jobs through local serve with injected faults"))
 
@@ -156,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return keys_cli.run(args)
     if args.command == "budgets":
         return budgets_cli.run(args)
+    if args.command == "webhooks":
+        return webhooks_cli.run(args)
     if args.command == "migrate-owners":
         from videogen_local.migrate import migrate_owners
 

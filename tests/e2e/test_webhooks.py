@@ -4,13 +4,18 @@ answers 500 twice and times out once before it takes the result, and verifies ev
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from standardwebhooks import Webhook
 
-from tests.e2e.conftest import Served, serve
+from tests.e2e.conftest import VIDEOGEN, Served, serve
 from tests.e2e.test_pipeline import video_request
 from tests.support.images import reference_png
 from tests.support.scripted_http import Canned, ScriptedServer
@@ -68,3 +73,51 @@ def wait_delivered(served: Served, job_id: str, timeout: float) -> dict[str, obj
             return job
         assert time.monotonic() < deadline, f"no delivery: {job and job.get('webhook_attempts')}"
         time.sleep(0.3)
+
+
+def webhooks_cli(served: Served, *args: str) -> dict[str, Any]:
+    env = {**os.environ, "AWS_ENDPOINT_URL": served.info["aws_endpoint_url"]}
+    where = ("--table", served.info["webhook_signing_table"], "--key-secret", served.info["webhook_signing_key_secret"])
+    result = subprocess.run(
+        [str(VIDEOGEN), "webhooks", "secret", *args, *where],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
+
+
+def test_a_door_job_is_signed_with_its_door_owners_secret_which_operators_read(served: Served) -> None:
+    bucket = served.info["bucket"]
+    with ScriptedServer() as receiver:
+        receiver.on("POST", "/hook", Canned(200))
+        request = {
+            "prompt": "from s3 [sim:outcome=failed]",
+            "resolution": "480p",
+            "webhook_url": f"{receiver.url}/hook",
+        }
+        served.aws("s3").put_object(Bucket=bucket, Key="requests/hooked.json", Body=json.dumps(request).encode())
+        deadline = time.monotonic() + 60
+        while not receiver.seen:
+            assert time.monotonic() < deadline, "no webhook"
+            time.sleep(0.3)
+        secret = webhooks_cli(served, "--owner", f"s3:{bucket}")["secret"]
+        message = Webhook(secret).verify(receiver.seen[0].body, receiver.seen[0].headers)
+        assert message["type"] == "VideoFailed" and message["data"]["door"] == "s3"
+    # A tenant's secret is the same through its key and through the operators' CLI.
+    tenant = f"hooks-{uuid.uuid4().hex[:8]}"
+    issued = json.loads(
+        subprocess.run(
+            [str(VIDEOGEN), "keys", "create", "--tenant", tenant, "--table", served.info["keys_table"]],
+            capture_output=True, text=True, timeout=60, check=True,
+            env={**os.environ, "AWS_ENDPOINT_URL": served.info["aws_endpoint_url"]},
+        ).stdout
+    )  # fmt: skip
+    headers = {"Authorization": f"Bearer {issued['key']}"}
+    via_key = served.api("GET", "/api/v1/webhooks/secret", headers=headers).json()["secret"]
+    assert via_key == webhooks_cli(served, "--owner", f"tenant:{tenant}")["secret"]
+    rotated = webhooks_cli(served, "--owner", f"tenant:{tenant}", "--rotate")
+    assert rotated["secret"] != via_key and rotated["previous_secret_signs_until"]

@@ -266,7 +266,7 @@ class LocalStack:
             os.environ["OPENROUTER_WEBHOOK_SECRET_ID"] = webhook_arn
             os.environ["OPENROUTER_CALLBACK_URL"] = callback_url
         # The key owners' webhook secrets are derived from (template: WebhookSigningKeySecret, generated).
-        os.environ["WEBHOOK_SIGNING_KEY_SECRET"] = clients["secretsmanager"].create_secret(
+        signing_key_secret = os.environ["WEBHOOK_SIGNING_KEY_SECRET"] = clients["secretsmanager"].create_secret(
             Name=self.names.webhook_signing_key, SecretString=secrets.token_urlsafe(48)
         )["ARN"]
         webhook_queue_url, webhook_queue_arn, webhook_dlq_url = self._queue_with_dlq(
@@ -407,6 +407,7 @@ class LocalStack:
             "webhook_queue_url": webhook_queue_url,
             "webhook_dead_letter_queue_url": webhook_dlq_url,
             "webhook_signing_table": self.names.webhook_signing_table,
+            "webhook_signing_key_secret": signing_key_secret,
             "webhooks_allow_private": self.config.webhooks_allow_private,
             "results_queue_url": results_url,
             "state_machine_arn": self.names.state_machine_arn,
