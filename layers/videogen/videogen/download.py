@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import httpx
 from botocore.exceptions import ClientError
@@ -36,9 +37,12 @@ def download_job(
     openrouter_job_id: str,
     unsigned_urls: list[str] | None,
     owner: str = WORKFLOW_OWNER,
+    signed_urls: list[str] | None = None,
 ) -> Job | None:
     """Returns the finished job, or None if it had already ended. Raises DownloadBusy if another attempt
-    (``owner`` names this one) is storing the video right now."""
+    (``owner`` names this one) is storing the video right now. ``signed_urls``: OpenRouter's ``urls`` when the
+    caller has them in hand (a nudge's poll); otherwise they are asked for again if the job's polls saw some,
+    since they are bearer secrets that no execution history or record may carry."""
     existing = services.store.get(job_id)
     if existing is None or existing.status.terminal:
         return None  # cancelled meanwhile, or a retry of an attempt that finished: its event is the outbox's
@@ -48,17 +52,53 @@ def download_job(
             return None
         raise DownloadBusy(f"job {job_id}: another attempt is storing its video")
     try:
-        return _download(services, job_id, openrouter_job_id, unsigned_urls)
+        if (expired := _expired(existing)) is not None:
+            return finish_job(services, job_id, JobStatus.FAILED, error=expired)
+        signed = signed_urls if signed_urls is not None else _signed_urls(services, existing, openrouter_job_id)
+        return _download(services, job_id, openrouter_job_id, unsigned_urls, signed)
     except TransientError:
         services.store.release_download(job_id, owner)
         raise
 
 
-def _download(services: Services, job_id: str, openrouter_job_id: str, unsigned_urls: list[str] | None) -> Job | None:
-    # unsigned_urls[0] first (often a storage host: no key goes there), then OpenRouter's authenticated
-    # content endpoint, which also serves when the unsigned link has expired or is refused.
+def _expired(job: Job) -> str | None:
+    """Why the job's outputs can no longer be downloaded, if OpenRouter said they expire and they have."""
+    if job.outputs_expire_at is None:
+        return None
+    try:
+        expires = datetime.fromisoformat(job.outputs_expire_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    if expires > datetime.now(UTC):
+        return None
+    return f"outputs expired at {job.outputs_expire_at} before they were downloaded"
+
+
+def _signed_urls(services: Services, job: Job, openrouter_job_id: str) -> list[str] | None:
+    if not job.signed_outputs:
+        return None
+    try:
+        return services.openrouter.get_job(job.polling_url, openrouter_job_id).urls
+    except (OpenRouterError, OpenRouterUnavailable) as exc:
+        logger.warning("signed URLs not fetched; using the others", extra={"error": type(exc).__name__})
+        return None
+
+
+def _download(
+    services: Services,
+    job_id: str,
+    openrouter_job_id: str,
+    unsigned_urls: list[str] | None,
+    signed_urls: list[str] | None = None,
+) -> Job | None:
+    # urls[0] first (signed and keyless, as OpenRouter recommends), then unsigned_urls[0] (often a storage
+    # host: no key goes there), then OpenRouter's authenticated content endpoint, which also serves when a
+    # link has expired or is refused.
     content_url = services.openrouter.content_url(openrouter_job_id)
-    candidates = [url for url in (unsigned_urls or [])[:1] if url != content_url] + [content_url]
+    firsts = (signed_urls or [])[:1] + (unsigned_urls or [])[:1]
+    candidates = [url for url in dict.fromkeys(firsts) if url != content_url] + [content_url]
     started = time.monotonic()
     for index, url in enumerate(candidates):
         try:
@@ -70,7 +110,7 @@ def _download(services: Services, job_id: str, openrouter_job_id: str, unsigned_
             if exc.retryable:
                 raise TransientError(str(exc)) from None
             if index + 1 < len(candidates):
-                logger.warning("unsigned URL refused; trying the content endpoint", extra={"status": exc.status_code})
+                logger.warning("output URL refused; trying the next", extra={"status": exc.status_code})
                 continue
             return finish_job(services, job_id, JobStatus.FAILED, error=f"video download failed: {exc}")
         except (OpenRouterUnavailable, httpx.TransportError) as exc:

@@ -191,6 +191,14 @@ class JobStore:
         if polled.usage is not None:
             update += ", #usage = :usage"
             names_values[":usage"] = polled.usage.model_dump(mode="json")
+        if polled.urls:
+            # That OpenRouter gave signed output URLs, and until when: never the URLs (bearer secrets), which the
+            # download asks OpenRouter for again.
+            update += ", signed_outputs = :signed"
+            names_values[":signed"] = True
+        if polled.expires_at:
+            update += ", outputs_expire_at = :expires"
+            names_values[":expires"] = polled.expires_at
         try:
             return _to_job(self._update(job_id, update, _not_terminal(names_values), names_values))
         except _ConditionFailed:

@@ -330,6 +330,9 @@ class Job(BaseModel):
     usage: Usage | None = None
     video: VideoObject | None = None
     submit_attempts: int = 0
+    # OpenRouter gave signed output URLs (never stored: the download asks for them again), valid until this.
+    signed_outputs: bool = False
+    outputs_expire_at: str | None = None
     # Outbound webhook (videogen.webhooks): delivered, retrying, failed or refused, and every attempt made.
     webhook_state: str | None = None
     webhook_attempts: list[dict[str, Any]] = Field(default_factory=list)
@@ -359,6 +362,9 @@ class OpenRouterJob(BaseModel):
     status: str
     generation_id: str | None = None
     unsigned_urls: list[str] | None = None
+    # Signed, keyless output URLs (until ``expires_at``): bearer secrets, kept out of every repr, record and log.
+    urls: list[str] | None = Field(default=None, repr=False)
+    expires_at: str | None = None
     usage: Usage | None = None
     error: str | None = None
 

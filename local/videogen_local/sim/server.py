@@ -15,7 +15,8 @@
   generation does); otherwise after ``polls_to_complete`` polls.
 * Scripted outcomes ride in the prompt so they work across processes: ``[sim:outcome=failed]``
   (or cancelled / expired / never), ``[sim:polls=N]``, ``[sim:seconds=N]`` (with ``seconds_to_complete``) and
-  ``[sim:reject=402]`` (refuse the submission).
+  ``[sim:reject=402]`` (refuse the submission), ``[sim:urls=signed]`` / ``[sim:urls=expired]`` (a completed job
+  also has signed, keyless ``urls`` with ``expires_at`` an hour ahead, or already past).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -99,7 +101,7 @@ FAULTS: dict[str, tuple[str, ...]] = {
     # rightly), or never. Each leaves the poll loop to find the end, or makes it find it sooner.
     "callback": ("duplicate", "delay", "early", "bad_signature", "drop"),
 }
-MARKER = re.compile(r"\[sim:(outcome|polls|reject|seconds)=([a-z0-9_.]+)\]")
+MARKER = re.compile(r"\[sim:(outcome|polls|reject|seconds|urls)=([a-z0-9_.]+)\]")
 
 
 @dataclass
@@ -147,6 +149,10 @@ class SimJob:
     video: bytes | None = None
     sha256: str | None = None
     signature: str = field(default_factory=lambda: secrets.token_hex(8))
+    # [sim:urls=...]: signed output URLs ("signed", "expired"), their bearer token, and downloads through them.
+    signed_urls: str | None = None
+    signed_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    signed_downloads: int = 0
     callback_fault: str | None = None  # drawn at submission: how this job's callback goes wrong, if it does
     finished_at: float | None = None  # when the job reached its terminal status (time.time())
     callbacks: list[dict[str, Any]] = field(default_factory=list)  # what was POSTed to callback_url, and its answer
@@ -225,6 +231,7 @@ class OpenRouterSimulator:
                         "polls": job.polls,
                         "finished_at": job.finished_at,
                         "callbacks": list(job.callbacks),
+                        "signed_downloads": job.signed_downloads,
                     }
                     for job in self.jobs.values()
                 },
@@ -276,6 +283,7 @@ class OpenRouterSimulator:
             request=body,
             outcome=outcome,
             polls_to_complete=int(markers.get("polls", self.config.polls_to_complete)),
+            signed_urls=markers.get("urls"),
         )
         with self._lock:
             self.jobs[job.id] = job
@@ -338,6 +346,11 @@ class OpenRouterSimulator:
         }
         if job.status == "completed":
             body["unsigned_urls"] = [f"{self.content_base_url}/files/{job.id}.mp4?sig={job.signature}"]
+            if job.signed_urls in ("signed", "expired"):
+                ahead = 3600 if job.signed_urls == "signed" else -60
+                expires = datetime.fromtimestamp(time.time() + ahead, UTC).isoformat(timespec="seconds")
+                body["urls"] = [f"{self.content_base_url}/signed/{job.id}.mp4?token={job.signed_token}"]
+                body["expires_at"] = expires.replace("+00:00", "Z")
             body["usage"] = {"cost": round(self._seconds(job) * self.config.cost_per_second, 4), "is_byok": False}
         if job.error:
             body["error"] = job.error
@@ -508,6 +521,20 @@ class OpenRouterSimulator:
 
             def _content(self) -> None:
                 url = urlsplit(self.path)
+                signed = re.fullmatch(r"/signed/([^/]+)\.mp4", url.path)
+                if signed is not None:  # a signed URL: its token is the whole authorization
+                    job = simulator.jobs.get(signed.group(1))
+                    token = parse_qs(url.query).get("token", [""])[0]
+                    if (
+                        job is None
+                        or job.video is None
+                        or token != job.signed_token
+                        or "authorization" in {k.lower() for k in self.headers}
+                    ):
+                        return self._json(403, {"error": {"code": 403, "message": "Forbidden"}})
+                    with job.lock:
+                        job.signed_downloads += 1
+                    return self._video(job.video)
                 match = re.fullmatch(r"/files/([^/]+)\.mp4", url.path)
                 job = simulator.jobs.get(match.group(1)) if match else None
                 signature = parse_qs(url.query).get("sig", [""])[0]
