@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from videogen_local.chaos_webhooks import ChaosReceiver, webhook_figures
 from videogen_local.localmode.process import local_serve, stack_client
 
 TERMINAL = {"completed", "failed", "cancelled", "expired", "timed_out"}
@@ -49,6 +50,8 @@ SETTLE_POLLS = 3  # quiet seconds after the last job's event: a duplicate publis
 DOORS = ("api", "s3", "eventbridge")
 API_ATTEMPTS = 5  # a POST /videos without an answer is sent again, with the same Idempotency-Key
 API_BACKOFF_SECONDS = 0.2  # doubled after each attempt
+# For the last webhooks after the last result event: the local schedule's 8 attempts take 15 s plus time-outs.
+WEBHOOK_WAIT_SECONDS = 90
 RECEIPT_WAIT_SECONDS = 60  # for an S3 request's receipt, or an EventBridge request's job record
 
 
@@ -127,6 +130,8 @@ def run_chaos(
         "OPENROUTER_BACKOFF_SECONDS": "0.2",
         "POWERTOOLS_LOG_LEVEL": "ERROR",
         "POWERTOOLS_METRICS_DISABLED": "true",
+        # The receiver's slow answers (chaos_webhooks.SLOW_SECONDS) are real time-outs.
+        "WEBHOOK_READ_SECONDS": "1",
     }
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
@@ -137,10 +142,11 @@ def run_chaos(
             env["VIDEOGEN_AWS_FAULT_FILE"] = str(aws_faults_file)
             if door_fault_rate is not None:
                 env["VIDEOGEN_AWS_DOOR_FAULT_RATE"] = str(door_fault_rate)
-        serve_args = ("--poll-interval", "0", "--max-polls", "20")
+        # Every job asks for a webhook, to a loopback receiver that fails some deliveries on purpose.
+        serve_args = ("--poll-interval", "0", "--max-polls", "20", "--allow-private-webhooks")
         log = Path(scratch) / "serve.log"
-        with local_serve(log, *serve_args, env=env) as (info, _):
-            figures = _drive(info, jobs, concurrency, timeout, doors)
+        with ChaosReceiver(fault_rate, seed) as receiver, local_serve(log, *serve_args, env=env) as (info, _):
+            figures = _drive(info, jobs, concurrency, timeout, doors, receiver)
         # Rewritten after every injection; read once serve has stopped, when no more can come.
         figures["aws_faults_injected"] = json.loads(aws_faults_file.read_text()) if aws_fault_rate else {}
         figures["lambda_invocations"] = _invocations_by_function(log.with_name(f"{log.stem}.metrics.jsonl"))
@@ -162,7 +168,9 @@ def run_chaos(
     return figures
 
 
-def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float, doors: Sequence[str]) -> dict[str, Any]:
+def _drive(
+    info: dict[str, Any], jobs: int, concurrency: int, timeout: float, doors: Sequence[str], receiver: ChaosReceiver
+) -> dict[str, Any]:
     def aws(service: str) -> Any:
         return stack_client(info, service)
 
@@ -182,6 +190,7 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float, do
             "duration": 4,
             "resolution": "480p",
             "input_references": [{"type": "image_url", "image_url": {"url": reference}}],
+            "webhook_url": receiver.url,
         }
 
     def through_api(request: Request) -> str | None:
@@ -282,6 +291,10 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float, do
             break
         time.sleep(1)
     events_seen += _drain(sqs, info["results_queue_url"], quiet_polls=SETTLE_POLLS)  # late duplicates count too
+    # Webhooks follow the result events, retried on the local schedule (seconds) after the receiver's faults.
+    webhook_deadline = time.monotonic() + WEBHOOK_WAIT_SECONDS
+    while not receiver.job_ids().issuperset(accepted) and time.monotonic() < webhook_deadline:
+        time.sleep(1)
     records = scan()  # after the settle time: a late redelivery's job counts too
 
     result_events = Counter(e["detail"]["job_id"] for e in events_seen if e["detail-type"] in RESULT_EVENTS)
@@ -339,6 +352,7 @@ def _drive(info: dict[str, Any], jobs: int, concurrency: int, timeout: float, do
             ).most_common()
         ),
     }
+    figures["webhooks"] = webhook_figures(receiver, records, accepted, info)
     figures["accepted_all"] = len(accepted) == jobs
     return figures
 
@@ -434,6 +448,9 @@ def _passed(figures: dict[str, Any]) -> bool:
         and figures["duplicate_jobs"] == 0
         and figures["requests_with_one_job"] == figures["jobs"]
         and figures["receipts_with_wrong_id"] == 0
+        and figures["webhooks"]["missing"] == 0
+        and figures["webhooks"]["unverified_deliveries"] == 0
+        and figures["webhooks"]["deliveries_disagreeing_with_job"] == 0
     )
 
 

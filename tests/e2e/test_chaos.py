@@ -31,6 +31,11 @@ def _common(figures: dict[str, Any], jobs: int) -> None:
     assert figures["completed_videos_verified"] == figures["outcomes"].get("completed", 0)
     assert figures["incomplete_multipart_uploads"] == 0
     assert sum(figures["faults_injected"].values()) > 0, "the run injected no OpenRouter faults"
+    # Every result reached the receiver, signed with its owner's secret, whatever the receiver's own faults.
+    webhooks = figures["webhooks"]
+    assert webhooks["missing"] == 0 and webhooks["delivered_and_verified"] == webhooks["expected"], webhooks
+    assert webhooks["unverified_deliveries"] == 0 and webhooks["deliveries_disagreeing_with_job"] == 0
+    assert sum(webhooks["receiver_faults"].values()) > 0, "the receiver failed no delivery"
 
 
 def _one_job_per_request(figures: dict[str, Any], jobs: int) -> None:
