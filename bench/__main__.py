@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cold_start, download, package_size, sizing, throughput, workflow_cost
+from bench import callbacks, cold_start, download, package_size, sizing, throughput, workflow_cost
 from bench.report import markdown, update_readme
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +28,7 @@ FULL: dict[str, Any] = {
     "jobs": 500,
     "concurrency": 16,
     "max_polls": 60,
+    "callbacks": {"jobs": 20, "poll_interval": 30, "generation": (5.0, 65.0)},
 }
 QUICK: dict[str, Any] = {
     "memory_sizes_mib": [6, 12],
@@ -37,6 +38,7 @@ QUICK: dict[str, Any] = {
     "jobs": 6,
     "concurrency": 3,
     "max_polls": 4,
+    "callbacks": {"jobs": 2, "poll_interval": 2, "generation": (1.0, 3.0)},
 }
 
 
@@ -80,6 +82,7 @@ def run_all(quick: bool, only: set[str] | None, build: bool) -> dict[str, Any]:
         "workflow_cost", lambda: workflow_cost.run(max_polls=plan["max_polls"], typical_polls=min(5, plan["max_polls"]))
     )
     step("throughput", lambda: throughput.run(plan["jobs"], plan["concurrency"]))
+    step("callbacks", lambda: callbacks.run(**plan["callbacks"]))
     download_peak = None
     if "download_memory" in results["benchmarks"]:
         download_peak = max(run["peak_rss_mib"] for run in results["benchmarks"]["download_memory"]["runs"])

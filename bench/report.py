@@ -76,6 +76,18 @@ def markdown(results: dict[str, Any]) -> str:
             f"and ${worst['cost_usd']['step_functions']:.5f}) "
             f"| ≤ 3; ≤ polls + 3 | {_met(r)} |"
         )
+    if "callbacks" in b:
+        r = b["callbacks"]
+        on, off = r["modes"]["callbacks"], r["modes"]["polling"]
+        lines.append(
+            f"| 6 | Completion → `VideoCompleted`, {r['jobs']} jobs each way, "
+            f"{r['poll_interval_seconds']} s poll interval, "
+            f"generations of {r['generation_seconds'][0]:g}–{r['generation_seconds'][1]:g} s | callbacks p50 "
+            f"{on['delay_p50_s']} s, p99 {on['delay_p99_s']} s ({on['openrouter_polls_per_job']} OpenRouter polls per "
+            f"job); poll loop alone p50 {off['delay_p50_s']} s, p99 {off['delay_p99_s']} s "
+            f"({off['openrouter_polls_per_job']} polls per job) | p50 ≤ {r['target_p50_s']:g} s with callbacks "
+            f"| {_met(r)} |"
+        )
     if "throughput" in b:
         r = b["throughput"]
         lines.append(

@@ -82,3 +82,13 @@ def test_the_readme_table_is_replaced_between_its_markers(tmp_path: Path) -> Non
     update_readme(readme, markdown(results))
     text = readme.read_text()
     assert "old table" not in text and "Measured d on 2 cores" in text and text.endswith(f"{END}\noutro\n")
+
+
+def test_callbacks_measure_both_ways_through_local_serve() -> None:
+    from bench import callbacks
+
+    result = callbacks.run(jobs=2, poll_interval=2, generation=(1.0, 3.0))
+    on, off = result["modes"]["callbacks"], result["modes"]["polling"]
+    assert on["completed_events"] == off["completed_events"] == 2
+    assert on["callbacks"].startswith("on") and off["callbacks"].startswith("off")
+    assert 0 <= on["delay_p50_s"] <= on["delay_max_s"] and off["openrouter_polls_per_job"] >= 1
