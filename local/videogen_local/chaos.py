@@ -132,6 +132,9 @@ def run_chaos(
         "POWERTOOLS_METRICS_DISABLED": "true",
         # The receiver's slow answers (chaos_webhooks.SLOW_SECONDS) are real time-outs.
         "WEBHOOK_READ_SECONDS": "1",
+        # OpenRouter's callbacks on: the simulator sends them with faults (twice, late, early, wrongly signed,
+        # stale, never), and none of the forged or stale ones may be accepted.
+        "OPENROUTER_WEBHOOK_SECRET": "whsec-chaos-callbacks",
     }
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
@@ -330,6 +333,7 @@ def _drive(
         "duplicated_prompts": stats["duplicated_prompts"],
         "duplicated_jobs": _duplicated_jobs(stats, records),
         "faults_injected": stats["faults"],
+        "callbacks": _callback_figures(stats),
         "completed_videos_verified": verified,
         "completed_videos_mismatched": mismatched,
         "incomplete_multipart_uploads": len(leftovers),
@@ -448,10 +452,21 @@ def _passed(figures: dict[str, Any]) -> bool:
         and figures["duplicate_jobs"] == 0
         and figures["requests_with_one_job"] == figures["jobs"]
         and figures["receipts_with_wrong_id"] == 0
+        and figures["callbacks"]["forged_or_stale_accepted"] == 0
         and figures["webhooks"]["missing"] == 0
         and figures["webhooks"]["unverified_deliveries"] == 0
         and figures["webhooks"]["deliveries_disagreeing_with_job"] == 0
     )
+
+
+def _callback_figures(stats: dict[str, Any]) -> dict[str, Any]:
+    """OpenRouter's callbacks as the simulator sent them: by fault and answer; a wrongly signed or stale one
+    answered 2xx would be a forgery accepted."""
+    sent = [c for job in stats["jobs"].values() for c in job.get("callbacks", [])]
+    answers = Counter(f"{c['fault'] or 'ok'}:{c['answer']}" for c in sent)
+    refused_kinds = ("bad_signature", "stale")
+    forged = sum(1 for c in sent if c["fault"] in refused_kinds and isinstance(c["answer"], int) and c["answer"] < 300)
+    return {"sent": len(sent), "answers": dict(sorted(answers.items())), "forged_or_stale_accepted": forged}
 
 
 def _invocations_by_function(metrics_file: Path) -> dict[str, int]:

@@ -49,7 +49,7 @@ def test_no_callback_url_no_callback(api_server: ScriptedServer) -> None:
 
 @pytest.mark.parametrize(
     ("fault", "deliveries", "verified"),
-    [("duplicate", 2, 2), ("drop", 0, 0), ("bad_signature", 1, 0), ("early", 2, 2), ("delay", 1, 1)],
+    [("duplicate", 2, 2), ("drop", 0, 0), ("bad_signature", 1, 0), ("stale", 1, 0), ("early", 2, 2), ("delay", 1, 1)],
 )
 def test_callback_faults(api_server: ScriptedServer, fault: str, deliveries: int, verified: int) -> None:
     api_server.on("POST", "/hook", Canned(200, {"ok": True}))

@@ -99,7 +99,7 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "outcome": ("failed", "cancelled", "expired"),
     # A callback: sent twice, late, before the job is terminal (then again), signed wrongly (and never
     # rightly), or never. Each leaves the poll loop to find the end, or makes it find it sooner.
-    "callback": ("duplicate", "delay", "early", "bad_signature", "drop"),
+    "callback": ("duplicate", "delay", "early", "bad_signature", "stale", "drop"),
 }
 MARKER = re.compile(r"\[sim:(outcome|polls|reject|seconds|urls)=([a-z0-9_.]+)\]")
 
@@ -408,7 +408,8 @@ class OpenRouterSimulator:
         if secret:
             if kind == "bad_signature":
                 secret = secret + "-wrong"
-            stamp = int(time.time())
+            # stale: rightly signed, ten minutes old (a replay of a captured call): the receiver must refuse it.
+            stamp = int(time.time()) - (600 if kind == "stale" else 0)
             digest = hmac.new(secret.encode(), f"{stamp},".encode() + body, hashlib.sha256).hexdigest()
             headers["X-OpenRouter-Signature"] = f"t={stamp},v1={digest}"
         for _ in range(2 if kind == "duplicate" else 1):
