@@ -55,6 +55,9 @@ def generation(job: Job, base_url: str) -> dict[str, Any]:
         body["usage"] = job.usage.model_dump(mode="json", exclude_none=True)
     if job.status.terminal and job.status is not JobStatus.COMPLETED:
         body["error"] = job.error or f"the job ended {job.status.value}"
+    if job.request.webhook_url is not None:
+        # videogen's own field (OpenRouter's clients ignore fields they do not know): the webhook's attempts.
+        body["webhook"] = {"state": job.webhook_state, "attempts": job.webhook_attempts}
     return body
 
 

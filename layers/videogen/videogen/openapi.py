@@ -19,6 +19,17 @@ def _response(description: str, schema: dict[str, Any] | None = None) -> dict[st
     return body
 
 
+_SECRET = {
+    "type": "object",
+    "required": ["secret", "created_at"],
+    "properties": {
+        "secret": {"type": "string", "pattern": "^whsec_"},
+        "created_at": {"type": "string"},
+        "previous_secret_signs_until": {"type": ["string", "null"]},
+    },
+}
+
+
 def openapi_document(server_url: str = "/") -> dict[str, Any]:
     request_schema = VideoRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     definitions = request_schema.pop("$defs", {})
@@ -96,6 +107,18 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             },
             "/models": {
                 "get": {"operationId": "listModels", "responses": {"200": _response("OpenRouter's video models")}}
+            },
+            "/webhooks/secret": {
+                "get": {
+                    "operationId": "getWebhookSecret",
+                    "responses": {"200": _response("The caller's signing secret (made on first use)", _SECRET)},
+                }
+            },
+            "/webhooks/secret/rotate": {
+                "post": {
+                    "operationId": "rotateWebhookSecret",
+                    "responses": {"200": _response("A new secret; the previous one signs too for 24 hours", _SECRET)},
+                }
             },
         },
         "components": {
