@@ -1023,3 +1023,21 @@ def test_submissions_at_once_are_bounded_by_a_parameter(
     assert queue["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "SubmitMaxConcurrency"}}
     parameter = template["Parameters"]["SubmitMaxConcurrency"]
     assert parameter["Default"] == 10 and parameter["MinValue"] == 2  # Lambda's smallest maximum
+
+
+def test_webhooks_are_retried_on_the_schedule_then_dead_lettered(resources: dict[str, Any]) -> None:
+    from videogen.webhooks import MAX_ATTEMPTS, RETRY_DELAYS
+    from videogen_local.localmode.stack import LOCAL_WEBHOOK_RETRY_DELAYS
+
+    queue = resources["WebhookQueue"]["Properties"]
+    # One receive per attempt: the DLQ takes the message after the schedule's last attempt, not before.
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == MAX_ATTEMPTS
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]}
+    assert queue["MessageRetentionPeriod"] > sum(RETRY_DELAYS) >= 24 * 3600
+    assert max(RETRY_DELAYS) <= 43200  # SQS's longest visibility timeout
+    assert len(LOCAL_WEBHOOK_RETRY_DELAYS.split(",")) == len(RETRY_DELAYS)  # locally as many attempts, faster
+    rule = resources["WebhookResultsRule"]["Properties"]
+    assert rule["EventPattern"]["detail"] == {"webhook_requested": [True]}
+    assert rule["Targets"] == [{"Id": "webhook-queue", "Arn": {"Fn::GetAtt": ["WebhookQueue", "Arn"]}}]
+    alarm = resources["WebhookDeadLetterQueueAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["WebhookDeadLetterQueue", "QueueName"]}

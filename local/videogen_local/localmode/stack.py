@@ -269,8 +269,14 @@ class LocalStack:
         signing_key_secret = os.environ["WEBHOOK_SIGNING_KEY_SECRET"] = clients["secretsmanager"].create_secret(
             Name=self.names.webhook_signing_key, SecretString=secrets.token_urlsafe(48)
         )["ARN"]
+        from videogen.webhooks import parse_delays
+
+        # As deployed: one receive per attempt, the DLQ after the schedule's last (template: maxReceiveCount 8).
         webhook_queue_url, webhook_queue_arn, webhook_dlq_url = self._queue_with_dlq(
-            clients["sqs"], self.names.webhook_queue, self.names.webhook_dead_letter_queue, max_receive_count=0
+            clients["sqs"],
+            self.names.webhook_queue,
+            self.names.webhook_dead_letter_queue,
+            max_receive_count=len(parse_delays(self.config.webhook_retry_delays)) + 1,
         )
         os.environ["WEBHOOK_QUEUE_URL"] = webhook_queue_url
         callback_queue_url, callback_queue_arn, callback_dlq_url = self._create_callback_queues(clients["sqs"])
@@ -530,12 +536,7 @@ class LocalStack:
     def _queue_with_dlq(
         self, sqs: Any, name: str, dlq_name: str, max_receive_count: int = MAX_RECEIVE_COUNT
     ) -> tuple[str, str, str]:
-        """A queue that moves a message to its DLQ after ``max_receive_count`` receives (0: the number of
-        attempts of the webhook schedule): (url, arn, DLQ url)."""
-        if max_receive_count == 0:
-            from videogen.webhooks import parse_delays
-
-            max_receive_count = len(parse_delays(self.config.webhook_retry_delays)) + 1
+        """A queue that moves a message to its DLQ after ``max_receive_count`` receives: (url, arn, DLQ url)."""
         dlq_url = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
