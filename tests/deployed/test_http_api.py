@@ -85,3 +85,19 @@ def test_the_key_api_refuses_in_openrouters_envelope(target: Target) -> None:
         for headers in ({}, {"Authorization": "Bearer vg_0000000000000000_" + "A" * 43}):
             refused = http.post("/api/v1/videos", json={"model": MODEL, "prompt": "p"}, headers=headers)
             assert refused.status_code == 401 and refused.json()["error"]["code"] == 401
+
+
+def test_each_api_hands_its_caller_a_webhook_signing_secret(target: Target) -> None:
+    """Read-only but for the secret's creation on first use (a rotation would change a real caller's secret)."""
+    api = target.iam()
+    if api is not None:
+        secret = api.call("GET", "/webhooks/secret")
+        assert secret["secret"].startswith("whsec_") and api.call("GET", "/webhooks/secret") == secret
+    if target.api_key:
+        with target.http() as http:
+            answer = http.get("/api/v1/webhooks/secret", headers={"Authorization": f"Bearer {target.api_key}"})
+            assert answer.status_code == 200 and answer.json()["secret"].startswith("whsec_")
+            assert answer.headers["cache-control"] == "no-store"
+            assert http.get("/api/v1/webhooks/secret").status_code == 401
+    if api is None and not target.api_key:
+        pytest.skip("neither AWS credentials nor VIDEOGEN_API_KEY")
