@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from videogen_local.chaos_webhooks import ChaosReceiver, webhook_figures
+from videogen_local.chaos_webhooks import ChaosReceiver, door_owners, owner_secrets, webhook_figures
 from videogen_local.localmode.process import local_serve, stack_client
 
 TERMINAL = {"completed", "failed", "cancelled", "expired", "timed_out"}
@@ -52,6 +52,7 @@ API_ATTEMPTS = 5  # a POST /videos without an answer is sent again, with the sam
 API_BACKOFF_SECONDS = 0.2  # doubled after each attempt
 # For the last webhooks after the last result event: the local schedule's 8 attempts take 15 s plus time-outs.
 WEBHOOK_WAIT_SECONDS = 90
+EVENT_SOURCE = "com.example.chaos"
 RECEIPT_WAIT_SECONDS = 60  # for an S3 request's receipt, or an EventBridge request's job record
 
 
@@ -179,6 +180,10 @@ def _drive(
 
     run_id = uuid.uuid4().hex[:8]
     reference = reference_data_url()
+    # The receiver verifies each webhook as it comes, with the secret of the owner of its door.
+    owners = door_owners(info, EVENT_SOURCE)
+    secrets = owner_secrets(info, set(owners.values()))
+    receiver.secrets = {door: secrets[owner] for door, owner in owners.items()}
     s3, events, dynamodb, sqs = aws("s3"), aws("events"), aws("dynamodb"), aws("sqs")
     # One logical request a job, each with a prompt of its own: the jobs of a request are found by its prompt.
     requests = [Request(index, doors[index % len(doors)], f"chaos {run_id} job {index}") for index in range(jobs)]
@@ -239,7 +244,7 @@ def _drive(
     def through_eventbridge(request: Request) -> None:
         """A VideoRequested event on the bus; its job is found in the jobs table by the prompt."""
         entry = {
-            "Source": "com.example.chaos",
+            "Source": EVENT_SOURCE,
             "DetailType": "VideoRequested",
             "Detail": json.dumps(body(request)),
             "EventBusName": info["event_bus"],
@@ -356,7 +361,7 @@ def _drive(
             ).most_common()
         ),
     }
-    figures["webhooks"] = webhook_figures(receiver, records, accepted, info)
+    figures["webhooks"] = webhook_figures(receiver, records, accepted)
     figures["accepted_all"] = len(accepted) == jobs
     return figures
 

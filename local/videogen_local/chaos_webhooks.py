@@ -27,6 +27,8 @@ SLOW_SECONDS = 1.5
 class Delivery:
     body: bytes
     headers: dict[str, str]
+    # Verified on arrival, as a receiver does (the library refuses timestamps over 5 minutes old).
+    message: dict[str, Any] | None
 
 
 @dataclass
@@ -35,6 +37,8 @@ class ChaosReceiver:
     seed: int
     deliveries: list[Delivery] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
+    # Each door's owner's secret (set once the stack runs, before any job): see door_owners.
+    secrets: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -60,8 +64,9 @@ class ChaosReceiver:
                     time.sleep(SLOW_SECONDS)
                 status = 500 if fault == "error" else 204
                 if fault is None:  # taken: what a receiver keeps (a failed answer means "not received")
+                    headers = {k.lower(): v for k, v in self.headers.items()}
                     with outer._lock:
-                        outer.deliveries.append(Delivery(body, {k.lower(): v for k, v in self.headers.items()}))
+                        outer.deliveries.append(Delivery(body, headers, outer.verify(body, headers)))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -79,51 +84,57 @@ class ChaosReceiver:
         self._server.shutdown()
         self._server.server_close()
 
+    def verify(self, body: bytes, headers: dict[str, str]) -> dict[str, Any] | None:
+        """The message if it verifies with the secret of the owner of the door it names, else None."""
+        try:
+            secret = self.secrets.get(json.loads(body)["data"]["door"])
+            message: dict[str, Any] | None = Webhook(secret).verify(body, headers) if secret else None
+        except (WebhookVerificationError, ValueError, KeyError, TypeError):
+            return None
+        return message
+
     def job_ids(self) -> set[str]:
         with self._lock:
             return {json.loads(d.body)["data"]["job_id"] for d in self.deliveries}
 
 
-def owner_secrets(info: dict[str, Any], owners: set[str]) -> dict[str, list[str]]:
+def door_owners(info: dict[str, Any], event_source: str) -> dict[str, str]:
+    """Who owns the chaos run's jobs at each door: local serve's unsigned caller, the bucket, the event source."""
+    from videogen_local.localmode.front_door import DEFAULT_CALLER
+
+    account = DEFAULT_CALLER.split(":")[4]
+    return {"api": DEFAULT_CALLER, "s3": f"s3:{info['bucket']}", "eventbridge": f"eventbridge:{account}:{event_source}"}
+
+
+def owner_secrets(info: dict[str, Any], owners: set[str]) -> dict[str, str]:
     """Each owner's secret, as an operator reads it (`videogen webhooks secret`)."""
     videogen = Path(sys.executable).with_name("videogen")
     env = {**os.environ, "AWS_ENDPOINT_URL": info["aws_endpoint_url"], "AWS_DEFAULT_REGION": info["region"]}
     env.setdefault("AWS_ACCESS_KEY_ID", "local")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    found: dict[str, list[str]] = {}
+    found: dict[str, str] = {}
     for owner in owners:
         where = ["--table", info["webhook_signing_table"], "--key-secret", info["webhook_signing_key_secret"]]
         answer = subprocess.run(
             [str(videogen), "webhooks", "secret", "--owner", owner, *where],
             capture_output=True, text=True, timeout=60, check=True, env=env,
         )  # fmt: skip
-        found[owner] = [json.loads(answer.stdout)["secret"]]
+        found[owner] = json.loads(answer.stdout)["secret"]
     return found
 
 
-def webhook_figures(
-    receiver: ChaosReceiver, records: dict[str, dict[str, Any]], accepted: list[str], info: dict[str, Any]
-) -> dict[str, Any]:
-    """Every accepted job's result received and verified with its owner's secret; repeats by webhook-id (at
-    least once: allowed, and a receiver dedupes on the id); anything that does not verify counts as forged."""
-    owners = {records[j]["caller"]["S"] for j in accepted if j in records}
-    secrets = owner_secrets(info, owners)
+def webhook_figures(receiver: ChaosReceiver, records: dict[str, dict[str, Any]], accepted: list[str]) -> dict[str, Any]:
+    """Every accepted job's result received and verified on arrival with its owner's secret; repeats by
+    webhook-id (at least once: allowed, receivers dedupe on the id); one that did not verify counts as forged."""
     verified: Counter[str] = Counter()
-    unverified = 0
-    disagreeing = 0
+    unverified = disagreeing = 0
     for delivery in receiver.deliveries:
-        job_id = json.loads(delivery.body)["data"]["job_id"]
-        record = records.get(job_id)
-        secret = secrets.get(record["caller"]["S"], []) if record else []
-        try:
-            message = Webhook(secret[0]).verify(delivery.body, delivery.headers) if secret else None
-        except WebhookVerificationError:
-            message = None
-        if message is None:
+        if delivery.message is None:
             unverified += 1
             continue
         verified[delivery.headers["webhook-id"]] += 1
-        if record is not None and message["data"]["status"] != record["status"]["S"]:
+        record = records.get(delivery.message["data"]["job_id"])
+        if record is not None and delivery.message["data"]["status"] != record["status"]["S"]:
             disagreeing += 1
     # msg_<job id>_<status>: the status may hold an underscore (timed_out), the job id never does.
     delivered_jobs = {wid.removeprefix("msg_").split("_", 1)[0] for wid in verified}
