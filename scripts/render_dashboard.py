@@ -97,6 +97,7 @@ def dashboard() -> dict[str, Any]:
         "IntakeDeadLetterQueueAlarm",
         "OutboxDeadLetterQueueAlarm",
         "CallbackDeadLetterQueueAlarm",
+        "BatchDeadLetterQueueAlarm",
         "OutboxLagAlarm",
         "FailureRatioAlarm",
         "ExecutionsFailedAlarm",

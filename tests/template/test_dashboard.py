@@ -82,6 +82,7 @@ def test_alarms_notify_the_topic_and_use_catalogued_metrics() -> None:
         "IntakeDeadLetterQueueAlarm",
         "OutboxDeadLetterQueueAlarm",
         "CallbackDeadLetterQueueAlarm",
+        "BatchDeadLetterQueueAlarm",
         "OutboxLagAlarm",
         "FailureRatioAlarm",
         "ExecutionsFailedAlarm",

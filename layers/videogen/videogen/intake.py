@@ -154,6 +154,15 @@ class RequestIdentity:
 
 
 @dataclass(frozen=True)
+class BatchLine:
+    """Where a batch line's job comes from (videogen.batches): recorded on the job, indexed by batch."""
+
+    batch_id: str
+    line: int
+    client_ref: str | None = None
+
+
+@dataclass(frozen=True)
 class Accepted:
     job: Job
     # True when an earlier delivery of the same request made the job: nothing new was written.
@@ -173,13 +182,17 @@ def accept(
     owner: Owner,
     identity: RequestIdentity | None = None,
     source: str | None = None,
+    batch: BatchLine | None = None,
+    enqueue: bool = True,
 ) -> Accepted:
     """Validate, record and enqueue a request, or find the job an earlier delivery of it made (``identity``).
-    Raises RequestRejected for bad input, and for a replay of ``identity`` with another request."""
+    Raises RequestRejected for bad input, and for a replay of ``identity`` with another request.
+    ``enqueue=False``: the caller sends the queue message of every returned job still ``queued`` (a batch
+    sends them ten at a time with SendMessageBatch)."""
     try:
         request = parse_request(payload)
         request_hash = fingerprint(request)
-        if identity is not None and (earlier := find_earlier(services, identity, request_hash)) is not None:
+        if identity is not None and (earlier := find_earlier(services, identity, request_hash, enqueue)) is not None:
             return earlier
         for field, url in request.reference_urls():
             if url.startswith("s3://"):
@@ -204,6 +217,9 @@ def accept(
         request_fingerprint=request_hash,
         previous_openrouter_job_id=previous,
         estimated_cost_usd=float(estimate) if estimate is not None else None,
+        batch_id=batch.batch_id if batch else None,
+        batch_line=batch.line if batch else None,
+        client_ref=batch.client_ref if batch else None,
     )
     try:
         services.store.create(job, with_writes=reservation)
@@ -213,9 +229,13 @@ def accept(
     except JobExists:
         # A concurrent delivery of the same request wrote it first (identity given: the id is the request's).
         assert identity is not None
-        if (earlier := find_earlier(services, identity, request_hash)) is None:
+        if (earlier := find_earlier(services, identity, request_hash, enqueue)) is None:
             raise TransientError(f"job {job.id} was written and removed meanwhile: retry") from None
         return earlier
+    if not enqueue:
+        annotate_job(job.id)
+        emit(Metric.JOBS_ACCEPTED, door=door.value)
+        return Accepted(job)
     try:
         services.queue.enqueue(job.id)
     except Exception:
@@ -314,9 +334,12 @@ def _previous_openrouter_job(services: Services, request: VideoRequest, owner: O
     return previous.openrouter_job_id
 
 
-def find_earlier(services: Services, identity: RequestIdentity, request_hash: str | None = None) -> Accepted | None:
-    """The job an earlier delivery of this request made, if any (re-queued if it is still queued). With
-    ``request_hash``, a job made from another request is refused (the API's key reused for a new body)."""
+def find_earlier(
+    services: Services, identity: RequestIdentity, request_hash: str | None = None, enqueue: bool = True
+) -> Accepted | None:
+    """The job an earlier delivery of this request made, if any (re-queued if it is still queued, unless
+    ``enqueue`` is False: the caller does it). With ``request_hash``, a job made from another request is
+    refused (the API's key reused for a new body)."""
     job = services.store.get(identity.job_id)
     if job is None:
         return None
@@ -334,7 +357,7 @@ def find_earlier(services: Services, identity: RequestIdentity, request_hash: st
             reason="idempotency_mismatch",
         )
     annotate_job(job.id)
-    if job.status is JobStatus.QUEUED:
+    if job.status is JobStatus.QUEUED and enqueue:
         # The first delivery may have died between its write and its queue message. Another message is
         # harmless: submit claims the job before sending it, so it is sent once however often it is queued.
         services.queue.enqueue(job.id)

@@ -355,6 +355,12 @@ def _to_job(item: dict[str, Any]) -> Job:
     return Job.model_validate(item)
 
 
+# For the batch store (videogen.batches), which writes items of its own table the same way.
+dynamo_values = _dynamo
+plain_item = _plain
+BATCH_INDEX = "by_batch"
+
+
 def job_from_image(image: dict[str, Any]) -> Job:
     """A job from an item: a stream record's image as boto3 deserializes it (numbers are Decimals), or
     one of ``unannounced``."""

@@ -21,6 +21,7 @@ FUNCTIONS = {
     "authorizer": "authorizer",
     "openrouter_callback": "openrouter-callback",
     "callback_nudge": "callback-nudge",
+    "batch": "batch",
 }
 
 
@@ -41,6 +42,18 @@ class Names:
     @property
     def budgets_table(self) -> str:
         return f"{self.stack}-budgets"
+
+    @property
+    def batches_table(self) -> str:
+        return f"{self.stack}-batches"
+
+    @property
+    def batch_queue(self) -> str:
+        return f"{self.stack}-batch"
+
+    @property
+    def batch_dead_letter_queue(self) -> str:
+        return f"{self.stack}-batch-dlq"
 
     @property
     def bucket(self) -> str:
