@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cold_start, download, package_size, sizing, throughput, workflow_cost
+from bench import batch_intake, cold_start, download, package_size, sizing, throughput, workflow_cost
 from bench.report import markdown, update_readme
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +28,8 @@ FULL: dict[str, Any] = {
     "jobs": 500,
     "concurrency": 16,
     "max_polls": 60,
+    # Issue 14's sizes: lines through the S3 door at 50 lines/s on moto take about 35 minutes for 100,000.
+    "batch_lines": [1_000, 100_000],
 }
 QUICK: dict[str, Any] = {
     "memory_sizes_mib": [6, 12],
@@ -37,6 +39,7 @@ QUICK: dict[str, Any] = {
     "jobs": 6,
     "concurrency": 3,
     "max_polls": 4,
+    "batch_lines": [20, 60],
 }
 
 
@@ -80,6 +83,7 @@ def run_all(quick: bool, only: set[str] | None, build: bool) -> dict[str, Any]:
         "workflow_cost", lambda: workflow_cost.run(max_polls=plan["max_polls"], typical_polls=min(5, plan["max_polls"]))
     )
     step("throughput", lambda: throughput.run(plan["jobs"], plan["concurrency"]))
+    step("batch_intake", lambda: batch_intake.run(plan["batch_lines"]))
     download_peak = None
     if "download_memory" in results["benchmarks"]:
         download_peak = max(run["peak_rss_mib"] for run in results["benchmarks"]["download_memory"]["runs"])

@@ -61,6 +61,8 @@ MAX_CLIENT_REF_CHARS = 256
 MAX_API_BODY_BYTES = 5 * 1024 * 1024
 # Lines between checkpoints: a crash reads at most this many lines again (each finds its job).
 CHECKPOINT_LINES = 500
+# Lines' jobs held before they are written (intake.accept's ``defer``): their queue messages follow.
+WRITE_BATCH = 10
 RECORD = "batch"
 ENDED = sorted(status.value for status in TERMINAL_STATUSES)
 # A refused line's status in counts and results.
@@ -667,7 +669,8 @@ def _read_manifest(
     settings = services.settings
     per_invocation = settings.batch_lines_per_invocation
     storage = services.storage
-    pending: list[str] = []
+    pending: list[str] = []  # ids to queue
+    unwritten: list[Job] = []  # jobs to write (intake.accept's ``defer``)
     read = 0
     since_checkpoint = 0
     owner = Owner(batch.owner)
@@ -675,7 +678,17 @@ def _read_manifest(
     if batch.cancelled_at:
         return store.checkpoint(batch, done=True, error="cancelled before the manifest was read"), 0, True
 
+    def write() -> None:
+        if unwritten:
+            existing = set(services.store.create_many(unwritten))
+            for job in unwritten:
+                found = services.store.get(job.id) if job.id in existing else job
+                if found is not None and found.status is JobStatus.QUEUED:
+                    pending.append(job.id)
+            unwritten.clear()
+
     def flush() -> None:
+        write()
         if pending:
             services.submit_batches.enqueue_many(pending)
             pending.clear()
@@ -706,9 +719,12 @@ def _read_manifest(
             if line.text is not None and not line.text.strip():
                 batch.next_line, batch.next_offset = line.number + 1, line.end
                 continue  # a blank line is no request
-            _take_line(services, store, batch, owner, line, pending)
+            _take_line(services, store, batch, owner, line, pending, unwritten)
+            if len(unwritten) >= WRITE_BATCH:
+                write()
             if len(pending) >= 10:
-                flush()
+                services.submit_batches.enqueue_many(pending[:10])
+                del pending[:10]
             read += 1
             since_checkpoint += 1
             batch.lines = max(batch.lines, line.number)
@@ -730,7 +746,13 @@ def _read_manifest(
 
 
 def _take_line(
-    services: Services, store: BatchStore, batch: Batch, owner: Owner, line: ManifestLine, pending: list[str]
+    services: Services,
+    store: BatchStore,
+    batch: Batch,
+    owner: Owner,
+    line: ManifestLine,
+    pending: list[str],
+    unwritten: list[Job],
 ) -> None:
     client_ref: str | None = None
     try:
@@ -744,6 +766,7 @@ def _take_line(
             source=f"{batch.source}#line={line.number}",
             batch=BatchLine(batch.batch_id, line.number, client_ref),
             enqueue=False,
+            defer=True,
         )
     except RequestRejected as rejected:
         store.put_error(
@@ -752,7 +775,9 @@ def _take_line(
         batch.rejected += 1
         return
     batch.accepted += 1
-    if accepted.job.status is JobStatus.QUEUED:
+    if accepted.deferred:
+        unwritten.append(accepted.job)
+    elif accepted.job.status is JobStatus.QUEUED:
         pending.append(accepted.job.id)
 
 

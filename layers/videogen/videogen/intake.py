@@ -167,6 +167,8 @@ class Accepted:
     job: Job
     # True when an earlier delivery of the same request made the job: nothing new was written.
     replayed: bool = False
+    # True when the job was not written yet: the caller writes it (JobStore.create_many), see ``accept``.
+    deferred: bool = False
 
 
 def fingerprint(request: VideoRequest) -> str:
@@ -184,15 +186,28 @@ def accept(
     source: str | None = None,
     batch: BatchLine | None = None,
     enqueue: bool = True,
+    defer: bool = False,
 ) -> Accepted:
     """Validate, record and enqueue a request, or find the job an earlier delivery of it made (``identity``).
     Raises RequestRejected for bad input, and for a replay of ``identity`` with another request.
     ``enqueue=False``: the caller sends the queue message of every returned job still ``queued`` (a batch
-    sends them ten at a time with SendMessageBatch)."""
+    sends them ten at a time with SendMessageBatch). ``defer=True`` (with ``identity``, ``enqueue=False``): a
+    job that reserves no budget is returned unwritten (``deferred``), for the caller to write many at a time
+    under the same condition (JobStore.create_many), and the earlier-delivery read is left to that write's
+    condition: a batch's intake then makes one DynamoDB call per line instead of two. (A job
+    with a budget reservation is written here, as always: its transaction holds the budget's condition.)
+    Only for requests whose identity can never come with another request (a line of an immutable
+    manifest), since no fingerprint is compared."""
     try:
         request = parse_request(payload)
         request_hash = fingerprint(request)
-        if identity is not None and (earlier := find_earlier(services, identity, request_hash, enqueue)) is not None:
+        # Only a deferring caller pays for this read (the other doors read the limits once, when reserving).
+        deferring = defer and identity is not None and not enqueue and not _budgeted(services, owner)
+        if (
+            identity is not None
+            and not deferring
+            and (earlier := find_earlier(services, identity, request_hash, enqueue)) is not None
+        ):
             return earlier
         for field, url in request.reference_urls():
             if url.startswith("s3://"):
@@ -221,6 +236,9 @@ def accept(
         batch_line=batch.line if batch else None,
         client_ref=batch.client_ref if batch else None,
     )
+    if deferring and not reservation:
+        annotate_job(job.id)
+        return Accepted(job, deferred=True)
     try:
         services.store.create(job, with_writes=reservation)
     except WriteRefused:
@@ -247,6 +265,10 @@ def accept(
     logger.info("job accepted", extra={"door": door.value, "model": request.model})
     emit(Metric.JOBS_ACCEPTED, door=door.value)
     return Accepted(job)
+
+
+def _budgeted(services: Services, owner: Owner) -> bool:
+    return bool(services.settings.budgets_table) and services.budgets.limits(owner.id).any
 
 
 def _preflight(services: Services, request: VideoRequest) -> None:
