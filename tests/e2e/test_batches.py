@@ -5,17 +5,20 @@ second batch."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
+import pytest
 
-from tests.e2e.conftest import Served
+from tests.e2e.conftest import VIDEOGEN, Served
 from tests.e2e.test_pipeline import reference, video_request  # noqa: F401 (reference: a fixture)
 from videogen_local.localmode.names import Names
 
+pytestmark = pytest.mark.e2e
 RESULT_FIELDS = {"line", "client_ref", "job_id", "status", "s3_uri", "sha256", "error", "cost"}
 
 
@@ -141,3 +144,31 @@ def test_post_batches_runs_a_json_array_to_its_results(served: Served, reference
     assert served.api("DELETE", f"/batches/{batch_id}").status_code == 409  # it has ended
     time.sleep(1)
     assert len(completed_events(served, batch_id)) == 1
+
+
+def test_the_batch_cli_submits_waits_with_a_progress_bar_and_prints_the_results(
+    served: Served,
+    reference: str,  # noqa: F811
+    tmp_path: Any,
+) -> None:
+    def videogen(*args: str) -> subprocess.CompletedProcess[str]:
+        api = ["--api", served.info["api_url"]]
+        return subprocess.run([str(VIDEOGEN), "batch", *args, *api], capture_output=True, text=True, timeout=240)
+
+    path = tmp_path / "manifest.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in manifest(reference, "cli")) + "\n")
+    submitted = videogen("submit", str(path))
+    assert submitted.returncode == 0, submitted.stderr
+    batch_id = json.loads(submitted.stdout)["batch_id"]
+    waited = videogen("wait", batch_id, "--interval", "0.5")
+    assert waited.returncode == 0, waited.stderr
+    assert json.loads(waited.stdout)["status"] == "finished"
+    assert "[" + "#" * 30 + "] 2/2 ended" in waited.stderr and "1 rejected" in waited.stderr
+    status = json.loads(videogen("status", batch_id).stdout)
+    assert status["counts"]["completed"] == 2
+    results = videogen("results", batch_id)
+    assert [json.loads(line)["status"] for line in results.stdout.splitlines()] == [
+        "completed",
+        "rejected",
+        "completed",
+    ]
