@@ -23,7 +23,7 @@ from videogen.errors import FieldError, RequestRejected, VideoTooLarge
 from videogen.mp4 import Mp4Info, Mp4Inspector
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
-STREAM_CHUNK_BYTES = 64 * 1024  # what a streamed read holds at a time
+STREAM_WINDOW_BYTES = 1024 * 1024  # what a streamed read holds at a time (one ranged GET)
 # The only prefix callers may point at: the functions can read nothing else (requests, videos stay private).
 REFERENCES_PREFIX = "references/"
 
@@ -133,31 +133,42 @@ class VideoStorage:
     def stream(
         self, key: str, *, start: int = 0, etag: str | None = None, version_id: str | None = None
     ) -> Iterator[bytes]:
-        """The object from byte ``start`` on, in chunks as they arrive (a ranged GET: memory stays one chunk
-        whatever the object's size), of the upload named by ``version_id`` or while its ETag is ``etag``.
-        Raises ObjectChanged."""
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if start:
-            kwargs["Range"] = f"bytes={start}-"
-        if version_id:
-            kwargs["VersionId"] = version_id
-        elif etag:
-            kwargs["IfMatch"] = etag
-        try:
-            body = client("s3").get_object(**kwargs)["Body"]
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code in ("NoSuchKey", "NoSuchVersion", "404"):
-                raise ObjectChanged(missing=True) from None
-            if code in ("PreconditionFailed", "412"):
-                raise ObjectChanged(missing=False) from None
-            if code == "InvalidRange":  # started at the very end: nothing left
+        """The object from byte ``start`` on, one ranged GET of STREAM_WINDOW_BYTES at a time (memory stays
+        one window whatever the object's size), of the upload named by ``version_id`` or while its ETag is
+        ``etag``. Each window is read whole before it is handed on: a consumer that takes minutes over a
+        window never holds a connection open that S3 (or anything in between) would drop. Raises
+        ObjectChanged."""
+        s3 = client("s3")
+        position = start
+        while True:
+            kwargs: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Key": key,
+                "Range": f"bytes={position}-{position + STREAM_WINDOW_BYTES - 1}",
+            }
+            if version_id:
+                kwargs["VersionId"] = version_id
+            elif etag:
+                kwargs["IfMatch"] = etag
+            try:
+                response = s3.get_object(**kwargs)
+            except ClientError as exc:
+                code = exc.response["Error"]["Code"]
+                if code in ("NoSuchKey", "NoSuchVersion", "404"):
+                    raise ObjectChanged(missing=True) from None
+                if code in ("PreconditionFailed", "412"):
+                    raise ObjectChanged(missing=False) from None
+                if code == "InvalidRange":  # at (or past) the end: nothing left
+                    return
+                raise
+            window: bytes = response["Body"].read()
+            if not window:
                 return
-            raise
-        try:
-            yield from body.iter_chunks(STREAM_CHUNK_BYTES)
-        finally:
-            body.close()
+            yield window
+            position += len(window)
+            total = int(str(response.get("ContentRange", "")).rpartition("/")[2] or 0)
+            if len(window) < STREAM_WINDOW_BYTES or (total and position >= total):
+                return
 
     def upload_lines(self, key: str, lines: Iterable[bytes], content_type: str = "application/x-ndjson") -> int:
         """Write ``lines`` (each with its line feed) to ``key`` as they come: one PUT when they fit a part,
