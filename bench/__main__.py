@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import callbacks, cold_start, download, package_size, sizing, throughput, workflow_cost
+from bench import batch_intake, callbacks, cold_start, download, package_size, sizing, throughput, workflow_cost
 from bench.report import markdown, update_readme
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +29,8 @@ FULL: dict[str, Any] = {
     "concurrency": 16,
     "max_polls": 60,
     "callbacks": {"jobs": 20, "poll_interval": 30, "generation": (5.0, 65.0)},
+    # Issue 14's sizes: lines through the S3 door at 50 lines/s on moto take about 35 minutes for 100,000.
+    "batch_lines": [1_000, 100_000],
 }
 QUICK: dict[str, Any] = {
     "memory_sizes_mib": [6, 12],
@@ -39,6 +41,7 @@ QUICK: dict[str, Any] = {
     "concurrency": 3,
     "max_polls": 4,
     "callbacks": {"jobs": 2, "poll_interval": 2, "generation": (1.0, 3.0)},
+    "batch_lines": [20, 60],
 }
 
 
@@ -83,6 +86,7 @@ def run_all(quick: bool, only: set[str] | None, build: bool) -> dict[str, Any]:
     )
     step("throughput", lambda: throughput.run(plan["jobs"], plan["concurrency"]))
     step("callbacks", lambda: callbacks.run(**plan["callbacks"]))
+    step("batch_intake", lambda: batch_intake.run(plan["batch_lines"]))
     download_peak = None
     if "download_memory" in results["benchmarks"]:
         download_peak = max(run["peak_rss_mib"] for run in results["benchmarks"]["download_memory"]["runs"])

@@ -99,6 +99,17 @@ def markdown(results: dict[str, Any]) -> str:
             f"{r['publish_invocations_per_job']} times per job | all complete, none lost or duplicated | "
             f"{_met(r)} |"
         )
+    if "batch_intake" in b:
+        r = b["batch_intake"]
+        runs = " / ".join(
+            f"{x['lines']:,} lines: {x['lines_per_second']} lines/s, peak RSS {x['peak_rss_mib']} MiB "
+            f"(+{x['peak_growth_mib']} MiB)"
+            for x in r["runs"]
+        )
+        lines.append(
+            f"| 7 | Batch intake through the S3 door (batch function, one process, moto in another) | {runs}; "
+            f"peaks {r['peak_spread_mib']} MiB apart | peaks within {r['target_spread_mib']:g} MiB | {_met(r)} |"
+        )
     if "lambda_sizing" in b:
         r = b["lambda_sizing"]
         peaks = ", ".join(f"{f['function']} {f['peak_rss_mib']}" for f in r["functions"])

@@ -25,6 +25,9 @@ def _event(name: str) -> dict[str, Any]:
     return loaded
 
 
+BATCHES_TABLE = "bench-batches"
+
+
 def _request() -> dict[str, Any]:
     from videogen_local.chaos import reference_data_url
 
@@ -40,8 +43,13 @@ def _env(aws: Aws, openrouter_url: str, api_key: str) -> dict[str, str]:
         definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
         roleArn="arn:aws:iam::123456789012:role/bench",
     )["stateMachineArn"]
+    from videogen_local.localmode.stack import create_batches_table
+
+    create_batches_table(aws.client("dynamodb"), BATCHES_TABLE)
     return {
         **aws.lambda_env(openrouter_url),
+        "BATCHES_TABLE": BATCHES_TABLE,
+        "BATCH_QUEUE_URL": sqs.create_queue(QueueName="bench-sizing-batch")["QueueUrl"],
         "OPENROUTER_API_KEY": api_key,
         "QUEUE_URL": queue_url,
         "STATE_MACHINE_ARN": machine,
@@ -125,6 +133,11 @@ def run(download_peak_mib: float | None = None) -> dict[str, Any]:
             bridge_event = _event("eventbridge_video_requested.json")
             bridge_event["detail"] = request
             workers["intake_event"].call("invoke", event=bridge_event)
+            # A batch of 20 lines through the S3 door and the batch function (bench/batch_intake.py measures
+            # its memory at 1,000 and 100,000 lines).
+            from bench.batch_intake import one_batch
+
+            one_batch(aws, env, 20, workers["intake_s3"], workers["batch"])
             fail_event = {"job_id": jobs[0]["job_id"], "status": "failed", "error": "sizing"}
             workers["fail"].call("invoke", event=fail_event)
             _relay_ended_jobs(workers["publish"], aws)

@@ -99,6 +99,7 @@ def dashboard() -> dict[str, Any]:
         "OutboxDeadLetterQueueAlarm",
         "CallbackDeadLetterQueueAlarm",
         "WebhookDeadLetterQueueAlarm",
+        "BatchDeadLetterQueueAlarm",
         "OutboxLagAlarm",
         "FailureRatioAlarm",
         "ExecutionsFailedAlarm",

@@ -68,10 +68,11 @@ def aws() -> Iterator[None]:
 
     from videogen.aws import client
     from videogen_local.localmode.patches import serialize_dynamodb_writes
-    from videogen_local.localmode.stack import create_jobs_table
+    from videogen_local.localmode.stack import create_batches_table, create_jobs_table
 
     serialize_dynamodb_writes()  # DynamoDB's conditional writes are atomic; moto's are not without it
     with mock_aws():
         create_jobs_table(client("dynamodb"), "videogen-jobs")
+        create_batches_table(client("dynamodb"), "videogen-batches")
         client("s3").create_bucket(Bucket="videogen-bucket")
         yield

@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from videogen import compat, intake
+from videogen import batches, compat, intake
 from videogen.cancel import cancel_job
 from videogen.errors import FieldError, RequestRejected
 from videogen.intake import RequestIdentity
@@ -37,6 +37,9 @@ DEFAULT_PAGE = 20
 ALLOWED_METHODS = (
     (re.compile(r"/videos/?"), "GET, POST"),
     (re.compile(r"/videos/[^/]+/?"), "GET, DELETE"),
+    (re.compile(r"/batches/?"), "POST"),
+    (re.compile(r"/batches/[^/]+/?"), "GET, DELETE"),
+    (re.compile(r"/batches/[^/]+/jobs/?"), "GET"),
 )
 
 
@@ -117,12 +120,7 @@ def create_video() -> Response[dict[str, Any]]:
 @app.get("/videos")
 def list_videos() -> Response[dict[str, Any]]:
     query = app.current_event.query_string_parameters or {}
-    status = query.get("status")
-    if status is not None and status not in {s.value for s in JobStatus}:
-        raise RequestRejected(
-            f"unknown status {status!r}",
-            [FieldError("status", f"one of {', '.join(s.value for s in JobStatus)}")],
-        )
+    status = _status_filter(query.get("status"))
     limit = _limit(query.get("limit"))
     try:
         jobs, next_token = get_services().store.list_by_caller(
@@ -131,6 +129,15 @@ def list_videos() -> Response[dict[str, Any]]:
     except ValueError as exc:  # the only caller-supplied value the store checks
         raise RequestRejected(str(exc), [FieldError("next_token", "not a token from this listing")]) from None
     return Response(200, content_types.APPLICATION_JSON, {"items": [_view(j) for j in jobs], "next_token": next_token})
+
+
+def _status_filter(status: str | None) -> str | None:
+    if status is not None and status not in {s.value for s in JobStatus}:
+        raise RequestRejected(
+            f"unknown status {status!r}",
+            [FieldError("status", f"one of {', '.join(s.value for s in JobStatus)}")],
+        )
+    return status
 
 
 def _limit(raw: str | None) -> int:
@@ -160,6 +167,71 @@ def cancel_video(job_id: str) -> Response[dict[str, Any]]:
     if not result.cancelled:
         return _error(409, f"video job {job_id} already ended as {result.job.status.value}")
     return Response(200, content_types.APPLICATION_JSON, _view(result.job))
+
+
+# --- batches (videogen.batches) ----------------------------------------------------------------------
+
+
+def _own_batch(batch_id: str) -> batches.Batch | None:
+    batch = batches.batch_store(get_services()).get(batch_id)
+    return batch if batch is not None and owns(_owner().id, batch.owner) else None
+
+
+def _batch_view(batch: batches.Batch) -> dict[str, Any]:
+    body = batch.view()
+    if batch.results:
+        bucket, key = parse_s3_uri(batch.results)
+        body["results_url"] = get_services().storage.presign(key, bucket)
+    return body
+
+
+@app.post("/batches")
+def create_batch() -> Response[dict[str, Any]]:
+    owner = _owner()
+    identity = _idempotency(owner)
+    batch, replayed = batches.start_api_batch(
+        get_services(), owner, _request_body(), identity.key if identity is not None else None
+    )
+    stage = app.current_event.request_context.stage
+    headers = {"Location": f"/{stage}/batches/{batch.batch_id}" if stage else f"/batches/{batch.batch_id}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(202, content_types.APPLICATION_JSON, _batch_view(batch), headers=headers)
+
+
+@app.get("/batches/<batch_id>")
+def get_batch(batch_id: str) -> Response[dict[str, Any]]:
+    batch = _own_batch(batch_id)
+    if batch is None:
+        return _error(404, f"no batch {batch_id}")
+    return Response(200, content_types.APPLICATION_JSON, _batch_view(batch))
+
+
+@app.get("/batches/<batch_id>/jobs")
+def list_batch_jobs(batch_id: str) -> Response[dict[str, Any]]:
+    batch = _own_batch(batch_id)
+    if batch is None:
+        return _error(404, f"no batch {batch_id}")
+    query = app.current_event.query_string_parameters or {}
+    status = _status_filter(query.get("status"))
+    try:
+        jobs, next_token = batches.batch_store(get_services()).jobs(
+            batch_id, status=status, limit=_limit(query.get("limit")), page_token=query.get("next_token")
+        )
+    except ValueError as exc:
+        raise RequestRejected(str(exc), [FieldError("next_token", "not a token from this listing")]) from None
+    return Response(200, content_types.APPLICATION_JSON, {"items": [_view(j) for j in jobs], "next_token": next_token})
+
+
+@app.delete("/batches/<batch_id>")
+def cancel_batch(batch_id: str) -> Response[dict[str, Any]]:
+    batch = _own_batch(batch_id)
+    if batch is None:
+        return _error(404, f"no batch {batch_id}")
+    if batch.finished_at:
+        return _error(409, f"batch {batch_id} already finished")
+    cancelled = batches.request_cancel(get_services(), batch_id)
+    return Response(202, content_types.APPLICATION_JSON, _batch_view(cancelled or batch))
 
 
 @app.get("/operator/videos/<job_id>")

@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("--table", required=True, help="the JobsTableName stack output")
     migrate.add_argument("--endpoint-url", help="AWS endpoint (local mode: aws_endpoint_url of local serve)")
 
-    from videogen_local import budgets_cli, chaos, demo, keys_cli, webhooks_cli
+    from videogen_local import batch_cli, budgets_cli, chaos, demo, keys_cli, webhooks_cli
+
+    batch_cli.add_arguments(commands.add_parser("batch", help="batches of requests through POST /batches"))
 
     budgets_cli.add_arguments(commands.add_parser("budgets", help="monthly and daily USD budgets per owner"))
 
@@ -159,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return budgets_cli.run(args)
     if args.command == "webhooks":
         return webhooks_cli.run(args)
+    if args.command == "batch":
+        return batch_cli.run(args)
     if args.command == "migrate-owners":
         from videogen_local.migrate import migrate_owners
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cold_start, download, sizing, throughput, workflow_cost
+from bench import batch_intake, cold_start, download, sizing, throughput, workflow_cost
 from bench.report import END, START, markdown, update_readme
 from videogen_local.localmode.names import FUNCTIONS
 
@@ -92,3 +92,15 @@ def test_callbacks_measure_both_ways_through_local_serve() -> None:
     assert on["completed_events"] == off["completed_events"] == 2
     assert on["callbacks"].startswith("on") and off["callbacks"].startswith("off")
     assert 0 <= on["delay_p50_s"] <= on["delay_max_s"] and off["openrouter_polls_per_job"] >= 1
+
+
+def test_batch_intake_measures_the_batch_function_in_a_process_of_its_own() -> None:
+    result = batch_intake.run([20, 60])
+    assert [run["lines"] for run in result["runs"]] == [20, 60]
+    for run in result["runs"]:
+        # Every line made a job and one submit message (checked in the benchmark), in a real interpreter.
+        assert run["submit_messages"] == run["lines"] and run["lines_per_second"] > 0
+        assert run["peak_rss_mib"] > 20 and run["invocations"] >= 1
+    assert result["peak_spread_mib"] == round(
+        abs(result["runs"][1]["peak_rss_mib"] - result["runs"][0]["peak_rss_mib"]), 1
+    )

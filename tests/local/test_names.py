@@ -50,6 +50,11 @@ def test_local_names_match_the_template() -> None:
         sub(resources["CallbackDeadLetterQueue"]["Properties"]["QueueName"], "videogen")
         == names.callback_dead_letter_queue
     )
+    assert sub(resources["BatchesTable"]["Properties"]["TableName"], "videogen") == names.batches_table
+    assert sub(resources["BatchQueue"]["Properties"]["QueueName"], "videogen") == names.batch_queue
+    assert (
+        sub(resources["BatchDeadLetterQueue"]["Properties"]["QueueName"], "videogen") == names.batch_dead_letter_queue
+    )
     functions = {
         Path(r["Properties"]["CodeUri"]).name: sub(r["Properties"]["FunctionName"], "videogen")
         for r in resources.values()

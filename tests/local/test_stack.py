@@ -88,7 +88,11 @@ def test_resources_exist_with_the_template_names(stack: tuple[LocalStack, Path])
     table = aws(local, "dynamodb").describe_table(TableName=f"{STACK}-jobs")["Table"]
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"by_caller", "by_openrouter_job_id"}
+    assert set(indexes) == {"by_caller", "by_openrouter_job_id", "by_batch"}
+    assert indexes["by_batch"]["KeySchema"] == [
+        {"AttributeName": "batch_id", "KeyType": "HASH"},
+        {"AttributeName": "batch_line", "KeyType": "RANGE"},
+    ]
     assert indexes["by_caller"]["KeySchema"] == [
         {"AttributeName": "caller", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
@@ -98,10 +102,11 @@ def test_resources_exist_with_the_template_names(stack: tuple[LocalStack, Path])
 
     aws(local, "s3").head_bucket(Bucket=info["bucket"])
     notification = aws(local, "s3").get_bucket_notification_configuration(Bucket=info["bucket"])
-    (target,) = notification["LambdaFunctionConfigurations"]
-    assert target["LambdaFunctionArn"] == NAMES.function_arn("intake_s3")
-    rules = {r["Name"]: r["Value"] for r in target["Filter"]["Key"]["FilterRules"]}
-    assert rules == {"prefix": "requests/", "suffix": ".json"}
+    targets = notification["LambdaFunctionConfigurations"]
+    assert {target["LambdaFunctionArn"] for target in targets} == {NAMES.function_arn("intake_s3")}
+    rules = [{r["Name"]: r["Value"] for r in target["Filter"]["Key"]["FilterRules"]} for target in targets]
+    # Single requests and batch manifests (a .jsonl does not end in .json).
+    assert rules == [{"prefix": "requests/", "suffix": ".json"}, {"prefix": "requests/", "suffix": ".jsonl"}]
 
     sqs = aws(local, "sqs")
     assert info["queue_url"].endswith(f"/{STACK}-submit")

@@ -83,6 +83,7 @@ def test_alarms_notify_the_topic_and_use_catalogued_metrics() -> None:
         "OutboxDeadLetterQueueAlarm",
         "CallbackDeadLetterQueueAlarm",
         "WebhookDeadLetterQueueAlarm",
+        "BatchDeadLetterQueueAlarm",
         "OutboxLagAlarm",
         "FailureRatioAlarm",
         "ExecutionsFailedAlarm",

@@ -52,6 +52,7 @@ FUNCTIONS = {
     "OpenRouterCallbackFunction": ("openrouter_callback", "openrouter-callback"),
     "CallbackNudgeFunction": ("callback_nudge", "callback-nudge"),
     "WebhookDeliverFunction": ("webhook_deliver", "webhook-deliver"),
+    "BatchFunction": ("batch", "batch"),
 }
 EXPECTED_TIMEOUTS = {
     "ApiFunction": 29,
@@ -66,6 +67,7 @@ EXPECTED_TIMEOUTS = {
     "OpenRouterCallbackFunction": 10,
     "CallbackNudgeFunction": 900,
     "WebhookDeliverFunction": 90,
+    "BatchFunction": 900,
 }
 # Functions the state machine invokes: they must not reference it (that would be a cycle).
 WORKFLOW_FUNCTIONS = {"PollFunction", "DownloadFunction", "FailFunction"}
@@ -77,6 +79,7 @@ SECRET_READERS = {
     "PollFunction",
     "DownloadFunction",
     "CallbackNudgeFunction",
+    "BatchFunction",
 }
 COMMON_ENV = {
     "JOBS_TABLE",
@@ -398,7 +401,7 @@ def test_esm_reports_batch_item_failures_after_transform(transformed: dict[str, 
     mappings = [
         r["Properties"] for r in transformed["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
     ]
-    assert len(mappings) == 4  # the submit, callback and webhook queues, and the jobs table's stream
+    assert len(mappings) == 5  # the submit, callback, webhook and batch queues, and the jobs table's stream
     for mapping in mappings:
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     [stream] = [m for m in mappings if "StartingPosition" in m]
@@ -434,11 +437,16 @@ def test_queues_redrive_to_a_dead_letter_queue(resources: dict[str, Any]) -> Non
 
 
 def test_s3_door(functions: dict[str, dict[str, Any]]) -> None:
-    (s3,) = [e["Properties"] for e in _events(functions, "IntakeS3Function").values() if e["Type"] == "S3"]
-    assert s3["Bucket"] == {"Ref": "ServiceBucket"}
-    assert s3["Events"] in ("s3:ObjectCreated:*", ["s3:ObjectCreated:*"])
-    rules = {r["Name"]: r["Value"] for r in s3["Filter"]["S3Key"]["Rules"]}
-    assert rules == {"prefix": "requests/", "suffix": ".json"}
+    notifications = [e["Properties"] for e in _events(functions, "IntakeS3Function").values() if e["Type"] == "S3"]
+    for s3 in notifications:
+        assert s3["Bucket"] == {"Ref": "ServiceBucket"}
+        assert s3["Events"] in ("s3:ObjectCreated:*", ["s3:ObjectCreated:*"])
+    rules = [{r["Name"]: r["Value"] for r in s3["Filter"]["S3Key"]["Rules"]} for s3 in notifications]
+    # Single requests, and batch manifests (".jsonl" does not end in ".json"); the answers ending so too
+    # (.job.json, .error.json, .batch.json, .errors.jsonl) are skipped by the function (videogen.doors).
+    assert rules == [{"prefix": "requests/", "suffix": ".json"}, {"prefix": "requests/", "suffix": ".jsonl"}]
+    doors = pytest.importorskip("videogen.doors", reason="the videogen package is not installed in this venv")
+    assert set(doors.RECEIPT_SUFFIXES) == {".job.json", ".error.json", ".batch.json", ".errors.jsonl"}
 
 
 def test_eventbridge_door(functions: dict[str, dict[str, Any]]) -> None:
@@ -465,6 +473,10 @@ API_ROUTES = {
     ("POST", "/webhooks/secret/rotate"),
     ("GET", "/api/v1/webhooks/secret"),
     ("POST", "/api/v1/webhooks/secret/rotate"),
+    ("POST", "/batches"),
+    ("GET", "/batches/{id}"),
+    ("DELETE", "/batches/{id}"),
+    ("GET", "/batches/{id}/jobs"),
 }
 # OpenRouter's video API, behind the key authorizer instead of IAM.
 COMPATIBLE_ROUTES = {route for route in API_ROUTES if route[1].startswith("/api/v1/")}
@@ -548,7 +560,16 @@ def test_jobs_table(resources: dict[str, Any]) -> None:
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     by_name = {index["IndexName"]: index for index in props["GlobalSecondaryIndexes"]}
-    assert set(by_name) == {"by_caller", "by_openrouter_job_id"}
+    assert set(by_name) == {"by_caller", "by_openrouter_job_id", "by_batch"}
+    # Sparse (only batch lines carry batch_id), in line order: a batch's jobs and its results file.
+    assert by_name["by_batch"] == {
+        "IndexName": "by_batch",
+        "KeySchema": [
+            {"AttributeName": "batch_id", "KeyType": "HASH"},
+            {"AttributeName": "batch_line", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
     index, by_openrouter_id = by_name["by_caller"], by_name["by_openrouter_job_id"]
     assert index["IndexName"] == "by_caller"
     assert index["KeySchema"] == [
@@ -563,13 +584,20 @@ def test_jobs_table(resources: dict[str, Any]) -> None:
         "Projection": {"ProjectionType": "KEYS_ONLY"},
     }
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    assert types == {"id": "S", "caller": "S", "created_at": "S", "openrouter_job_id": "S"}
+    assert types == {
+        "id": "S",
+        "caller": "S",
+        "created_at": "S",
+        "openrouter_job_id": "S",
+        "batch_id": "S",
+        "batch_line": "N",
+    }
 
 
 def test_index_name_is_the_one_the_code_queries(resources: dict[str, Any]) -> None:
     jobs = pytest.importorskip("videogen.jobs", reason="the videogen package is not installed in this venv")
     names = [index["IndexName"] for index in resources["JobsTable"]["Properties"]["GlobalSecondaryIndexes"]]
-    assert sorted(names) == sorted([jobs.CALLER_INDEX, jobs.OPENROUTER_INDEX])
+    assert sorted(names) == sorted([jobs.CALLER_INDEX, jobs.OPENROUTER_INDEX, jobs.BATCH_INDEX])
 
 
 def test_bucket(resources: dict[str, Any]) -> None:
@@ -792,7 +820,7 @@ def test_s3_access_is_limited_to_the_service_prefixes(transformed: dict[str, Any
                 allowed = [["s3:ListBucket"], ["s3:ListBucketMultipartUploads"]]
                 assert actions in allowed, owner
             else:
-                prefixes = r"/((requests|references|videos)/\*|requests/\*\.(job|error)\.json)"
+                prefixes = r"/((requests|references|videos|batches)/\*|requests/\*\.(job|error|batch|errors)\.json(l)?)"
                 assert re.fullmatch(re.escape(bucket_arn) + prefixes, arn), f"{owner}: {arn}"
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from videogen import intake
+from videogen import batches, intake
 from videogen.errors import FieldError, RequestRejected
 from videogen.intake import RequestIdentity
 from videogen.models import Door
@@ -23,7 +23,9 @@ from videogen.owners import eventbridge_owner, s3_owner
 from videogen.services import Services
 from videogen.storage import ObjectChanged
 
-RECEIPT_SUFFIXES = (".job.json", ".error.json")
+RECEIPT_SUFFIXES = (".job.json", ".error.json", ".batch.json", ".errors.jsonl")
+# A manifest: one request per line, made into a batch (videogen.batches) instead of a job.
+MANIFEST_SUFFIX = ".jsonl"
 
 
 class Outcome(StrEnum):
@@ -66,6 +68,8 @@ def take_s3_request(services: Services, obj: RequestObject) -> tuple[Outcome, st
     if obj.bucket != services.settings.bucket:
         logger.warning("notification from another bucket ignored", extra={"bucket": obj.bucket})
         return Outcome.SKIPPED, None
+    if obj.key.endswith(MANIFEST_SUFFIX):
+        return take_s3_batch(services, obj)
     base = obj.key.removesuffix(".json")
     identity = obj.identity
     # A redelivery: its job exists (answered again without reading the object), or its rejection was answered.
@@ -105,6 +109,55 @@ def take_s3_request(services: Services, obj: RequestObject) -> tuple[Outcome, st
         stale=f"{base}.error.json",
     )
     return (Outcome.REPLAYED if accepted.replayed else Outcome.ACCEPTED), job.id
+
+
+def take_s3_batch(services: Services, obj: RequestObject) -> tuple[Outcome, str | None]:
+    """A manifest ``requests/<name>.jsonl``: its batch, started once per upload (the batch id derives from
+    the object's identity as a single request's job id does), answered with ``<name>.batch.json``."""
+    base = obj.key.removesuffix(MANIFEST_SUFFIX)
+    try:
+        # Read against the upload the notification names, as a single request is: a newer upload of the key
+        # has its own notification, and a deleted one is answered.
+        services.storage.get_request(obj.key, etag=obj.etag, version_id=obj.version_id, max_bytes=0)
+    except ObjectChanged as changed:
+        if not changed.missing:
+            logger.info("manifest superseded by a newer upload", extra={"door": Door.S3.value, "request": obj.key})
+            return Outcome.SUPERSEDED, None
+        rejected = RequestRejected(
+            "manifest no longer exists", [FieldError("key", f"{obj.key} was deleted before it was read")], 404
+        )
+        _answer_rejection(services, obj, base, rejected)
+        return Outcome.REJECTED, None
+    version = f"version={obj.version_id}" if obj.version_id else f"etag={obj.etag},sequencer={obj.sequencer}"
+    batch, created = batches.start(
+        services,
+        batches.Batch(
+            batch_id=batches.s3_batch_id(obj.bucket, obj.key, version),
+            owner=s3_owner(obj.bucket).id,
+            door=Door.S3,
+            source=obj.source,
+            manifest_bucket=obj.bucket,
+            manifest_key=obj.key,
+            manifest_etag=obj.etag,
+            manifest_version_id=obj.version_id,
+            receipt_key=f"{base}.batch.json",
+            sequencer=obj.sequencer,
+            errors_key=f"{base}.errors.jsonl",
+        ),
+    )
+    batch_receipt(services, batch)
+    return (Outcome.ACCEPTED if created else Outcome.REPLAYED), batch.batch_id
+
+
+def batch_receipt(services: Services, batch: batches.Batch) -> None:
+    """``requests/<name>.batch.json``: the batch id and its counts so far (rewritten as the batch goes on;
+    never over the receipt of a newer upload of the same key)."""
+    if batch.receipt_key is None:
+        return
+    obj = RequestObject(
+        batch.manifest_bucket, batch.manifest_key, batch.manifest_etag, batch.sequencer, batch.manifest_version_id
+    )
+    _write_receipt(services, obj, batch.receipt_key, {"request": obj.key, **batch.view()}, stale=None)
 
 
 def take_event_request(

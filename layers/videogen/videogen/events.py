@@ -19,6 +19,7 @@ class DetailType(StrEnum):
     COMPLETED = "VideoCompleted"
     FAILED = "VideoFailed"
     REJECTED = "VideoRejected"
+    BATCH_COMPLETED = "BatchCompleted"  # every job of a batch ended (videogen.batches)
 
 
 @dataclass

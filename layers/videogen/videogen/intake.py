@@ -155,10 +155,21 @@ class RequestIdentity:
 
 
 @dataclass(frozen=True)
+class BatchLine:
+    """Where a batch line's job comes from (videogen.batches): recorded on the job, indexed by batch."""
+
+    batch_id: str
+    line: int
+    client_ref: str | None = None
+
+
+@dataclass(frozen=True)
 class Accepted:
     job: Job
     # True when an earlier delivery of the same request made the job: nothing new was written.
     replayed: bool = False
+    # True when the job was not written yet: the caller writes it (JobStore.create_many), see ``accept``.
+    deferred: bool = False
 
 
 def fingerprint(request: VideoRequest) -> str:
@@ -174,13 +185,30 @@ def accept(
     owner: Owner,
     identity: RequestIdentity | None = None,
     source: str | None = None,
+    batch: BatchLine | None = None,
+    enqueue: bool = True,
+    defer: bool = False,
 ) -> Accepted:
     """Validate, record and enqueue a request, or find the job an earlier delivery of it made (``identity``).
-    Raises RequestRejected for bad input, and for a replay of ``identity`` with another request."""
+    Raises RequestRejected for bad input, and for a replay of ``identity`` with another request.
+    ``enqueue=False``: the caller sends the queue message of every returned job still ``queued`` (a batch
+    sends them ten at a time with SendMessageBatch). ``defer=True`` (with ``identity``, ``enqueue=False``): a
+    job that reserves no budget is returned unwritten (``deferred``), for the caller to write many at a time
+    under the same condition (JobStore.create_many), and the earlier-delivery read is left to that write's
+    condition: a batch's intake then makes one DynamoDB call per line instead of two. (A job
+    with a budget reservation is written here, as always: its transaction holds the budget's condition.)
+    Only for requests whose identity can never come with another request (a line of an immutable
+    manifest), since no fingerprint is compared."""
     try:
         request = parse_request(payload)
         request_hash = fingerprint(request)
-        if identity is not None and (earlier := find_earlier(services, identity, request_hash)) is not None:
+        # Only a deferring caller pays for this read (the other doors read the limits once, when reserving).
+        deferring = defer and identity is not None and not enqueue and not _budgeted(services, owner)
+        if (
+            identity is not None
+            and not deferring
+            and (earlier := find_earlier(services, identity, request_hash, enqueue)) is not None
+        ):
             return earlier
         _check_webhook_url(services, request)
         for field, url in request.reference_urls():
@@ -206,7 +234,13 @@ def accept(
         request_fingerprint=request_hash,
         previous_openrouter_job_id=previous,
         estimated_cost_usd=float(estimate) if estimate is not None else None,
+        batch_id=batch.batch_id if batch else None,
+        batch_line=batch.line if batch else None,
+        client_ref=batch.client_ref if batch else None,
     )
+    if deferring and not reservation:
+        annotate_job(job.id)
+        return Accepted(job, deferred=True)
     try:
         services.store.create(job, with_writes=reservation)
     except WriteRefused:
@@ -215,9 +249,13 @@ def accept(
     except JobExists:
         # A concurrent delivery of the same request wrote it first (identity given: the id is the request's).
         assert identity is not None
-        if (earlier := find_earlier(services, identity, request_hash)) is None:
+        if (earlier := find_earlier(services, identity, request_hash, enqueue)) is None:
             raise TransientError(f"job {job.id} was written and removed meanwhile: retry") from None
         return earlier
+    if not enqueue:
+        annotate_job(job.id)
+        emit(Metric.JOBS_ACCEPTED, door=door.value)
+        return Accepted(job)
     try:
         services.queue.enqueue(job.id)
     except Exception:
@@ -240,6 +278,10 @@ def _check_webhook_url(services: Services, request: VideoRequest) -> None:
         check_webhook_url(request.webhook_url, allow_private=services.settings.videogen_webhooks_allow_private)
     except ValueError as exc:
         raise RequestRejected("request validation failed", [FieldError("webhook_url", str(exc))], 422) from None
+
+
+def _budgeted(services: Services, owner: Owner) -> bool:
+    return bool(services.settings.budgets_table) and services.budgets.limits(owner.id).any
 
 
 def _preflight(services: Services, request: VideoRequest) -> None:
@@ -327,9 +369,12 @@ def _previous_openrouter_job(services: Services, request: VideoRequest, owner: O
     return previous.openrouter_job_id
 
 
-def find_earlier(services: Services, identity: RequestIdentity, request_hash: str | None = None) -> Accepted | None:
-    """The job an earlier delivery of this request made, if any (re-queued if it is still queued). With
-    ``request_hash``, a job made from another request is refused (the API's key reused for a new body)."""
+def find_earlier(
+    services: Services, identity: RequestIdentity, request_hash: str | None = None, enqueue: bool = True
+) -> Accepted | None:
+    """The job an earlier delivery of this request made, if any (re-queued if it is still queued, unless
+    ``enqueue`` is False: the caller does it). With ``request_hash``, a job made from another request is
+    refused (the API's key reused for a new body)."""
     job = services.store.get(identity.job_id)
     if job is None:
         return None
@@ -347,7 +392,7 @@ def find_earlier(services: Services, identity: RequestIdentity, request_hash: st
             reason="idempotency_mismatch",
         )
     annotate_job(job.id)
-    if job.status is JobStatus.QUEUED:
+    if job.status is JobStatus.QUEUED and enqueue:
         # The first delivery may have died between its write and its queue message. Another message is
         # harmless: submit claims the job before sending it, so it is sent once however often it is queued.
         services.queue.enqueue(job.id)

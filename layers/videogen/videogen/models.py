@@ -278,6 +278,9 @@ class Door(StrEnum):
     API = "api"
     S3 = "s3"
     EVENTBRIDGE = "eventbridge"
+    # A line of a batch manifest (videogen.batches): only a request identity's door, never a job's (a line's
+    # job records the door its batch came through, s3 or api).
+    BATCH = "batch"
 
 
 class Usage(BaseModel):
@@ -322,6 +325,10 @@ class Job(BaseModel):
     previous_openrouter_job_id: str | None = None
     # From the model's pricing_skus before the job was queued (videogen.pricing); None: not understood.
     estimated_cost_usd: float | None = None
+    # A batch line's job (videogen.batches): its batch, its line in the manifest and the caller's reference.
+    batch_id: str | None = None
+    batch_line: int | None = None
+    client_ref: str | None = None
     openrouter_job_id: str | None = None
     polling_url: str | None = None
     polls: list[str] = Field(default_factory=list)

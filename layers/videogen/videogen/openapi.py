@@ -105,6 +105,66 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                     },
                 },
             },
+            # Batches (videogen.batches): a JSON array of requests (each may carry a client_ref) or JSON lines.
+            "/batches": {
+                "post": {
+                    "operationId": "createBatch",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": "The same key and body answer with the first attempt's batch",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": {"$ref": "#/components/schemas/VideoRequest"},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {"202": _response("Accepted: the batch and its counts so far"), **errors},
+                }
+            },
+            "/batches/{id}": {
+                "get": {
+                    "operationId": "getBatch",
+                    "parameters": [job_id],
+                    "responses": {"200": _response("The batch"), "404": _response("No such batch", _ERROR)},
+                },
+                "delete": {
+                    "operationId": "cancelBatch",
+                    "parameters": [job_id],
+                    "responses": {
+                        "202": _response("Cancelling what has not ended"),
+                        "404": _response("No such batch", _ERROR),
+                        "409": _response("Already finished", _ERROR),
+                    },
+                },
+            },
+            "/batches/{id}/jobs": {
+                "get": {
+                    "operationId": "listBatchJobs",
+                    "parameters": [
+                        job_id,
+                        {"name": "status", "in": "query", "schema": {"enum": [s.value for s in JobStatus]}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                        {"name": "next_token", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _response("The batch's jobs in line order"),
+                        "404": _response("No such batch", _ERROR),
+                        "422": _response("Bad query", _ERROR),
+                    },
+                },
+            },
             "/models": {
                 "get": {"operationId": "listModels", "responses": {"200": _response("OpenRouter's video models")}}
             },

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from videogen import batches
 from videogen.events import DetailType, outcome_detail
 from videogen.jobs import job_from_image
 from videogen.models import Job, JobStatus
@@ -39,6 +40,8 @@ def announce(services: Services, job: Job) -> bool:
     """Settle the job's budget reservation, then publish its result event unless it went out already.
     Returns whether the event was published now."""
     settle_budget(services, job)
+    # A batch line's end is counted on its batch (once per job, however often the change is delivered).
+    batches.job_ended(services, job)
     recorded = services.store.raw(job.id)
     if recorded is not None and "event_published_at" in recorded:
         logger.info("result event already published", extra={"job_id": job.id, "status": job.status.value})

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from videogen.aws import client
 from videogen.budgets import Budgets
 from videogen.capabilities import ModelCatalog
+from videogen.errors import TransientError
 from videogen.events import EventPublisher
 from videogen.jobs import JobStore
 from videogen.models import WorkflowInput
@@ -133,6 +134,29 @@ class SubmitQueue:
 
 
 @dataclass
+class SubmitBatchSender:
+    """The submit queue, ten messages a call (SendMessageBatch): what a batch's intake enqueues with."""
+
+    queue_url: str
+
+    def enqueue_many(self, job_ids: list[str], attempts: int = 5) -> None:
+        for start in range(0, len(job_ids), 10):
+            entries = [
+                {"Id": str(n), "MessageBody": json.dumps({"job_id": job_id})}
+                for n, job_id in enumerate(job_ids[start : start + 10])
+            ]
+            for _ in range(attempts):
+                failed = client("sqs").send_message_batch(QueueUrl=self.queue_url, Entries=entries).get("Failed", [])
+                if not failed:
+                    break
+                # Entries fail one by one (throttling, an internal error): send those again, the rest went out.
+                ids = {entry["Id"] for entry in failed}
+                entries = [entry for entry in entries if entry["Id"] in ids]
+            else:
+                raise TransientError(f"{len(entries)} submit messages could not be sent: {failed[0].get('Code')}")
+
+
+@dataclass
 class CallbackQueue:
     """Verified callbacks become one message each: the receiver answers at once, the consumer polls."""
 
@@ -159,6 +183,10 @@ class Services:
     @cached_property
     def queue(self) -> SubmitQueue:
         return SubmitQueue(self.settings.queue_url)
+
+    @cached_property
+    def submit_batches(self) -> SubmitBatchSender:
+        return SubmitBatchSender(self.settings.queue_url)
 
     @cached_property
     def callback_queue(self) -> CallbackQueue:

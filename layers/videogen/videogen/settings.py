@@ -52,6 +52,15 @@ class Settings(BaseModel):
     queue_url: str = Field(default="", description="env QUEUE_URL (the submit queue)")
     event_bus: str = Field(default="default", description="env EVENT_BUS")
     state_machine_arn: str = Field(default="", description="env STATE_MACHINE_ARN")
+    # Batches (videogen.batches): their records, and the queue that drives each batch's intake and ending.
+    batches_table: str = Field(default="videogen-batches", description="env BATCHES_TABLE")
+    batch_queue_url: str = Field(default="", description="env BATCH_QUEUE_URL")
+    # The batch function's hold on a batch (one invocation works on a batch at a time): its timeout + margin.
+    batch_lease_seconds: int = Field(default=960, ge=1, description="env BATCH_LEASE_SECONDS")
+    # An invocation stops reading a manifest this long before its time is up, saves where it stopped and
+    # queues its continuation; BATCH_LINES_PER_INVOCATION > 0 also stops it after that many lines.
+    batch_margin_seconds: float = Field(default=30.0, ge=0, description="env BATCH_MARGIN_SECONDS")
+    batch_lines_per_invocation: int = Field(default=0, ge=0, description="env BATCH_LINES_PER_INVOCATION")
 
     openrouter_base_url: str = Field(default=DEFAULT_BASE_URL, description="env OPENROUTER_BASE_URL")
     # Deployed: the key lives in Secrets Manager and only its id is in the environment.

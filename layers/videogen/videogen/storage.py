@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ from videogen.errors import FieldError, RequestRejected, VideoTooLarge
 from videogen.mp4 import Mp4Info, Mp4Inspector
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
+STREAM_WINDOW_BYTES = 1024 * 1024  # what a streamed read holds at a time (one ranged GET)
 # The only prefix callers may point at: the functions can read nothing else (requests, videos stay private).
 REFERENCES_PREFIX = "references/"
 
@@ -128,6 +129,85 @@ class VideoStorage:
                 return b""
             raise
         return body
+
+    def stream(
+        self, key: str, *, start: int = 0, etag: str | None = None, version_id: str | None = None
+    ) -> Iterator[bytes]:
+        """The object from byte ``start`` on, one ranged GET of STREAM_WINDOW_BYTES at a time (memory stays
+        one window whatever the object's size), of the upload named by ``version_id`` or while its ETag is
+        ``etag``. Each window is read whole before it is handed on: a consumer that takes minutes over a
+        window never holds a connection open that S3 (or anything in between) would drop. Raises
+        ObjectChanged."""
+        s3 = client("s3")
+        position = start
+        while True:
+            kwargs: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Key": key,
+                "Range": f"bytes={position}-{position + STREAM_WINDOW_BYTES - 1}",
+            }
+            if version_id:
+                kwargs["VersionId"] = version_id
+            elif etag:
+                kwargs["IfMatch"] = etag
+            try:
+                response = s3.get_object(**kwargs)
+            except ClientError as exc:
+                code = exc.response["Error"]["Code"]
+                if code in ("NoSuchKey", "NoSuchVersion", "404"):
+                    raise ObjectChanged(missing=True) from None
+                if code in ("PreconditionFailed", "412"):
+                    raise ObjectChanged(missing=False) from None
+                if code == "InvalidRange":  # at (or past) the end: nothing left
+                    return
+                raise
+            window: bytes = response["Body"].read()
+            if not window:
+                return
+            yield window
+            position += len(window)
+            total = int(str(response.get("ContentRange", "")).rpartition("/")[2] or 0)
+            if len(window) < STREAM_WINDOW_BYTES or (total and position >= total):
+                return
+
+    def upload_lines(self, key: str, lines: Iterable[bytes], content_type: str = "application/x-ndjson") -> int:
+        """Write ``lines`` (each with its line feed) to ``key`` as they come: one PUT when they fit a part,
+        else a multipart upload of MIN_PART_BYTES parts, so memory stays one part whatever the total.
+        Returns the bytes written. The object appears whole or not at all."""
+        s3 = client("s3")
+        part = bytearray()
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+        total = 0
+        try:
+            for line in lines:
+                part += line
+                total += len(line)
+                if len(part) >= MIN_PART_BYTES:
+                    if upload_id is None:
+                        upload_id = s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)[
+                            "UploadId"
+                        ]
+                    parts.append(self.upload_part(key, upload_id, len(parts) + 1, part))
+                    part = bytearray()
+            if upload_id is None:
+                s3.put_object(Bucket=self.bucket, Key=key, Body=bytes(part), ContentType=content_type)
+                return total
+            if part:
+                parts.append(self.upload_part(key, upload_id, len(parts) + 1, part))
+            s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            if upload_id is not None:
+                self.abort_upload(key, upload_id)
+            raise
+        return total
+
+    def put_bytes(self, key: str, body: bytes, content_type: str) -> str:
+        """Write a small object; its ETag (quoted, as S3 gives it)."""
+        etag: str = client("s3").put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)["ETag"]
+        return etag
 
     def put_json(self, key: str, body: str) -> None:
         client("s3").put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/json")

@@ -39,6 +39,10 @@ def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
     parts = [p for p in path.split("/") if p]
     if len(parts) == 2 and parts[0] == "videos":
         return "/videos/{id}", {"id": parts[1]}
+    if parts[:1] == ["batches"] and len(parts) == 2:
+        return "/batches/{id}", {"id": parts[1]}
+    if parts[:1] == ["batches"] and len(parts) == 3 and parts[2] == "jobs":
+        return "/batches/{id}/jobs", {"id": parts[1]}
     if len(parts) == 3 and parts[:2] == ["operator", "videos"]:
         return "/operator/videos/{id}", {"id": parts[2]}
     if parts[:3] == ["api", "v1", "videos"] and len(parts) in (4, 5) and parts[3] != "models":

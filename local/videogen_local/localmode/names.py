@@ -22,6 +22,7 @@ FUNCTIONS = {
     "openrouter_callback": "openrouter-callback",
     "callback_nudge": "callback-nudge",
     "webhook_deliver": "webhook-deliver",
+    "batch": "batch",
 }
 
 
@@ -42,6 +43,18 @@ class Names:
     @property
     def budgets_table(self) -> str:
         return f"{self.stack}-budgets"
+
+    @property
+    def batches_table(self) -> str:
+        return f"{self.stack}-batches"
+
+    @property
+    def batch_queue(self) -> str:
+        return f"{self.stack}-batch"
+
+    @property
+    def batch_dead_letter_queue(self) -> str:
+        return f"{self.stack}-batch-dlq"
 
     @property
     def bucket(self) -> str:

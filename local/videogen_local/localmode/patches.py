@@ -56,9 +56,13 @@ class LocalContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     log_group_name: str = ""
     log_stream_name: str = "local"
+    # The function's Timeout: the remaining time counts down from the invocation's start, as on Lambda
+    # (a batch's intake stops and continues itself when it runs low).
+    timeout_seconds: float = 60.0
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return max(0, int((self.started + self.timeout_seconds - time.monotonic()) * 1000))
 
 
 def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
@@ -77,6 +81,7 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         invoked_function_arn=self.function_arn,
         memory_limit_in_mb=int(getattr(self, "memory_size", None) or 256),
         log_group_name=f"/aws/lambda/{self.function_name}",
+        timeout_seconds=float(getattr(self, "timeout", None) or 60),
     )
     faults = AWS_FAULTS
     around: AbstractContextManager[None] = (

@@ -36,13 +36,16 @@ LOCAL_VISIBILITY_SECONDS = 5  # deployed: 6 x the submit timeout; locally short 
 MAX_RECEIVE_COUNT = 5
 INTAKE_RETRY_ATTEMPTS = 2  # the intake functions' EventInvokeConfig.MaximumRetryAttempts
 # The functions that keep the current event in module state (see patches.ONE_AT_A_TIME).
-ONE_EVENT_AT_A_TIME = ("api", "submit", "publish")
+ONE_EVENT_AT_A_TIME = ("api", "submit", "publish", "batch")
 # As template.yaml: MemorySize (Globals 256, download 512) and Timeout per function.
 MEMORY_MB = {"download": 512}
-TIMEOUT_SECONDS = {"api": 29, "download": 900, "fail": 30, "publish": 30, "webhook_deliver": 90}
+TIMEOUT_SECONDS = {"api": 29, "download": 900, "fail": 30, "publish": 30, "webhook_deliver": 90, "batch": 900}
 # Outbound webhooks' retry schedule, locally seconds instead of 5 s ... 10 h (videogen.webhooks.RETRY_DELAYS):
 # as many attempts as deployed, so a receiver that is down for a while is seen retried, then dead-lettered.
 LOCAL_WEBHOOK_RETRY_DELAYS = "1,1,2,2,3,3,3"
+# The batch queue's visibility timeout, and the batch function's lease below it: a batch whose invocation
+# died is taken up again after a minute (deployed: 6 x the 900 s timeout and a 960 s lease).
+BATCH_VISIBILITY_SECONDS = 60
 
 # moto's state is process-wide (the server only serves it): one local stack per process.
 _running_lock = threading.Lock()
@@ -147,6 +150,7 @@ class LocalStack:
         self._poller: SqsPoller | None = None
         self._callback_poller: SqsPoller | None = None
         self._webhook_poller: SqsPoller | None = None
+        self._batch_poller: SqsPoller | None = None
         self.callbacks = "off"
         self._stream_poller: StreamPoller | None = None
         self._front_door: FrontDoor | None = None
@@ -215,6 +219,8 @@ class LocalStack:
                 "JOBS_TABLE": self.names.table,
                 "KEYS_TABLE": self.names.keys_table,
                 "BUDGETS_TABLE": self.names.budgets_table,
+                "BATCHES_TABLE": self.names.batches_table,
+                "BATCH_LEASE_SECONDS": str(BATCH_VISIBILITY_SECONDS - 5),
                 "BUCKET": self.names.bucket,
                 "EVENT_BUS": self.names.event_bus,
                 "STATE_MACHINE_ARN": self.names.state_machine_arn,
@@ -284,6 +290,10 @@ class LocalStack:
         queue_url, queue_arn, dlq_url, intake_dlq_url = self._create_queues(clients["sqs"])
         outbox_dlq_url = clients["sqs"].create_queue(QueueName=self.names.outbox_dead_letter_queue)["QueueUrl"]
         os.environ["QUEUE_URL"] = queue_url
+        batch_queue_url, batch_queue_arn, batch_dlq_url = self._queue_with_dlq(
+            clients["sqs"], self.names.batch_queue, self.names.batch_dead_letter_queue, BATCH_VISIBILITY_SECONDS
+        )
+        os.environ["BATCH_QUEUE_URL"] = batch_queue_url
         self._reset_core_caches()
 
         self._create_table(clients["dynamodb"])
@@ -320,7 +330,20 @@ class LocalStack:
                                 ]
                             }
                         },
-                    }
+                    },
+                    # Batch manifests (template: IntakeS3Function ManifestCreated).
+                    {
+                        "LambdaFunctionArn": self.names.function_arn("intake_s3"),
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {
+                            "Key": {
+                                "FilterRules": [
+                                    {"Name": "prefix", "Value": "requests/"},
+                                    {"Name": "suffix", "Value": ".jsonl"},
+                                ]
+                            }
+                        },
+                    },
                 ]
             },
         )
@@ -347,6 +370,10 @@ class LocalStack:
             faults=self._faults,
         )
         self._webhook_poller.start()
+        self._batch_poller = SqsPoller(
+            clients["sqs"], invoker, batch_queue_url, batch_queue_arn, self.names.function("batch"), faults=self._faults
+        )
+        self._batch_poller.start()
         # The outbox: the jobs table's stream to the publish function, with the template's event source.
         self._stream_poller = StreamPoller(
             session.client("dynamodbstreams"),
@@ -403,6 +430,9 @@ class LocalStack:
             "jobs_table": self.names.table,
             "keys_table": self.names.keys_table,
             "budgets_table": self.names.budgets_table,
+            "batches_table": self.names.batches_table,
+            "batch_queue_url": batch_queue_url,
+            "batch_dead_letter_queue_url": batch_dlq_url,
             "queue_url": queue_url,
             "dead_letter_queue_url": dlq_url,
             "intake_dead_letter_queue_url": intake_dlq_url,
@@ -435,7 +465,7 @@ class LocalStack:
         global _running
         # Every loop is told first, so that their current ticks end together rather than one after another.
         loops = (self._poller, self._callback_poller, self._webhook_poller, self._stream_poller, self._watcher)
-        for loop in (*loops, self._queue_sampler):
+        for loop in (*loops, self._batch_poller, self._queue_sampler):
             if loop is not None:
                 loop.request_stop()
         if self._front_door:
@@ -450,6 +480,9 @@ class LocalStack:
         if self._webhook_poller:
             self._webhook_poller.stop()
             self._webhook_poller = None
+        if self._batch_poller:
+            self._batch_poller.stop()
+            self._batch_poller = None
         if self._stream_poller:
             self._stream_poller.stop()
             self._stream_poller = None
@@ -534,16 +567,22 @@ class LocalStack:
         return self._queue_with_dlq(sqs, self.names.callback_queue, self.names.callback_dead_letter_queue)
 
     def _queue_with_dlq(
-        self, sqs: Any, name: str, dlq_name: str, max_receive_count: int = MAX_RECEIVE_COUNT
+        self,
+        sqs: Any,
+        name: str,
+        dlq_name: str,
+        max_receive_count: int = MAX_RECEIVE_COUNT,
+        visibility: int | None = None,
     ) -> tuple[str, str, str]:
-        """A queue that moves a message to its DLQ after ``max_receive_count`` receives: (url, arn, DLQ url)."""
+        """A queue that moves a message to its DLQ after ``max_receive_count`` receives (visibility timeout:
+        ``visibility``, else the configured one): (url, arn, DLQ url)."""
         dlq_url = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
         queue_url = sqs.create_queue(
             QueueName=name,
             Attributes={
-                "VisibilityTimeout": str(self.config.queue_visibility_seconds),
+                "VisibilityTimeout": str(visibility or self.config.queue_visibility_seconds),
                 "RedrivePolicy": json.dumps(redrive),
             },
         )["QueueUrl"]
@@ -588,6 +627,7 @@ class LocalStack:
             "CALLBACK_QUEUE_URL",
             "WEBHOOK_SIGNING_KEY_SECRET",
             "WEBHOOK_QUEUE_URL",
+            "BATCH_QUEUE_URL",
         ):
             self._saved_env.setdefault(name, os.environ.get(name))
 
@@ -610,6 +650,7 @@ class LocalStack:
         create_keys_table(dynamodb, self.names.keys_table)
         create_budgets_table(dynamodb, self.names.budgets_table)
         create_webhook_signing_table(dynamodb, self.names.webhook_signing_table)
+        create_batches_table(dynamodb, self.names.batches_table)
 
     def _create_functions(self, iam: Any, lambda_client: Any) -> None:
         role = iam.create_role(
@@ -703,6 +744,8 @@ def create_jobs_table(dynamodb: Any, name: str) -> None:
             {"AttributeName": "caller", "AttributeType": "S"},
             {"AttributeName": "created_at", "AttributeType": "S"},
             {"AttributeName": "openrouter_job_id", "AttributeType": "S"},
+            {"AttributeName": "batch_id", "AttributeType": "S"},
+            {"AttributeName": "batch_line", "AttributeType": "N"},
         ],
         GlobalSecondaryIndexes=[
             {
@@ -718,9 +761,30 @@ def create_jobs_table(dynamodb: Any, name: str) -> None:
                 ],
                 "Projection": {"ProjectionType": "ALL"},
             },
+            {
+                "IndexName": "by_batch",
+                "KeySchema": [
+                    {"AttributeName": "batch_id", "KeyType": "HASH"},
+                    {"AttributeName": "batch_line", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+
+
+def create_batches_table(dynamodb: Any, name: str) -> None:
+    """The batches table as template.yaml defines it (key ``batch_id`` + ``item``); tests use it too."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "batch_id", "KeyType": "HASH"}, {"AttributeName": "item", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "batch_id", "AttributeType": "S"},
+            {"AttributeName": "item", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
     )
 
 
