@@ -107,6 +107,7 @@ def dashboard() -> dict[str, Any]:
         "QueueAgeAlarm",
         "DailyCostAlarm",
         "BudgetAlarm",
+        "SubmitBreakerAlarm",
     ]
     widgets: list[dict[str, Any]] = [
         {"type": "text", "x": 0, "y": 0, "width": 24, "height": 2, "properties": {"markdown": intro}},
@@ -255,6 +256,17 @@ def dashboard() -> dict[str, Any]:
             12,
             58,
             stat="p50",
+        ),
+        widget(
+            "Credit breaker: 1 = submissions paused (out of credits or over a limit); pauses by reason",
+            [
+                custom("SubmitBreakerOpen", "Maximum", "breaker open", 60),
+                [{**search("SubmissionsPaused", ["reason"], "Sum", 60, "paused")[0], "yAxis": "right"}],
+            ],
+            0,
+            64,
+            stat="Maximum",
+            period=60,
         ),
         {
             "type": "log",

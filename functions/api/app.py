@@ -1,5 +1,5 @@
 """API door (API Gateway REST, IAM auth): create, read, list and cancel video jobs; list models; read and
-rotate the caller's webhook signing secret.
+rotate the caller's webhook signing secret; the service's health (the credit breaker's state).
 
 A job belongs to the IAM principal that created it, an assumed role as the role (videogen.owners): anyone
 else gets 404, as if it did not exist. ``Idempotency-Key`` makes a retried POST answer with the job the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -290,7 +291,7 @@ def compatible_create_video() -> Response[dict[str, Any]]:
 @app.get("/api/v1/videos/models")
 def compatible_list_models() -> dict[str, Any]:
     _tenant()
-    return list_models()
+    return _models()  # as OpenRouter returns it
 
 
 @app.get("/api/v1/videos/<job_id>")
@@ -340,10 +341,35 @@ def openapi() -> dict[str, Any]:
     return openapi_document(f"/{stage}" if stage else "/")
 
 
-@app.get("/models")
-def list_models() -> dict[str, Any]:
+def _models() -> dict[str, Any]:
     models = get_services().catalog.models() or {}
     return {"data": [model.model_dump(mode="json") for model in models.values()]}
+
+
+def _submission() -> dict[str, Any]:
+    """The credit breaker's state (videogen.breaker): whether submissions to OpenRouter are paused."""
+    breaker = get_services().breaker
+    if breaker is None:
+        return {"state": "closed", "breaker": "off"}
+    return breaker.view(time.time()).body()
+
+
+@app.get("/models")
+def list_models() -> dict[str, Any]:
+    """OpenRouter's models, and whether submissions to OpenRouter are paused (``submission``)."""
+    return {**_models(), "submission": _submission()}
+
+
+@app.get("/health")
+def health() -> Response[dict[str, Any]]:
+    """For operators and load balancers: 200 while jobs are accepted, which they are even while submission is
+    paused (they wait, queued); ``submission.state`` says whether it is."""
+    return Response(
+        200,
+        content_types.APPLICATION_JSON,
+        {"status": "ok", "submission": _submission()},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @app.exception_handler(RequestRejected)  # type: ignore[untyped-decorator]

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videogen.observability import job_log_scope, logger, metrics, tracer
-from videogen.services import get_services, message_field
+from videogen.services import get_services, message_field, message_number
 from videogen.submit import submit_job
 
 # A batch whose every record failed is reported like any other (every record a batch item failure) rather
@@ -45,7 +45,8 @@ def _job_id(record: SQSRecord) -> str:
 def record_handler(record: SQSRecord) -> str:
     job_id = _job_id(record)
     with job_log_scope(job_id):  # the batch's next record must not log under this job's id
-        return submit_job(get_services(), job_id).value
+        # paused_since: set on a message the credit breaker sent back (videogen.breaker).
+        return submit_job(get_services(), job_id, paused_since=message_number(record.body, "paused_since")).value
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import Served
@@ -57,21 +58,31 @@ def test_an_end_to_end_run_emits_every_catalogued_metric(served: Served) -> None
     # A webhook (the local stack allows loopback receivers here): its attempt's outcome and latency.
     receiver = ScriptedServer()
     receiver.on("POST", "/hook", Canned(204))
+    log_path = Path(served.info["stderr_log"])
+    credits = f"{served.info['openrouter_base_url']}/_sim/credits"
     with receiver:
         jobs = [
             post(request("observability: completes", webhook_url=f"{receiver.url}/hook")).json()["id"],
             post(request("observability: fails [sim:outcome=failed]")).json()["id"],
-            post(request("observability: refused [sim:reject=402]")).json()["id"],
+            post(request("observability: refused [sim:reject=403]")).json()["id"],
         ]
         assert post(request("observability: invalid", duration=1)).status_code == 422
+        # Out of credits for a moment: the credit breaker pauses a job (SubmissionsPaused, SubmitBreakerOpen)
+        # and a probe resumes it once they are back.
+        served.wait_job(jobs[0])
+        httpx.post(credits, json={"out": True}).raise_for_status()
+        try:
+            jobs.append(post(request("observability: waits for credits")).json()["id"])
+            wait_until(lambda: '"SubmissionsPaused"' in log_path.read_text(), 30)
+        finally:
+            httpx.post(credits, json={"out": False}).raise_for_status()
         # The outcome metrics come from the outbox relay, after the terminal write: wait for its announcement.
         outcomes = [served.wait_announced(job_id)["status"] for job_id in jobs]
-        assert outcomes == ["completed", "failed", "failed"]
+        assert outcomes == ["completed", "failed", "failed", "completed"]
         # The deliver function's metrics are flushed as its invocation ends, after the receiver answered.
-        log_path = Path(served.info["stderr_log"])
         wait_until(lambda: '"WebhookDeliveries"' in log_path.read_text(), 30)
     refused = served.job_record(jobs[2])
-    assert refused is not None and "Insufficient credits" in refused["error"]
+    assert refused is not None and "Request blocked by guardrail" in refused["error"]
 
     with open(served.info["stderr_log"]) as log:
         seen = emitted(log.read())

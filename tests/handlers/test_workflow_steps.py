@@ -69,12 +69,13 @@ def test_submit_posts_once_records_the_job_and_starts_one_execution(env: Env) ->
 
 def test_submit_rejected_by_openrouter_fails_the_job_with_its_message(env: Env) -> None:
     queued_job()
+    # A refusal of the request itself (an account-wide one pauses instead: tests/handlers/test_breaker.py).
     env.openrouter.on(
-        "POST", "/api/v1/videos", Canned(402, {"error": {"code": 402, "message": "Insufficient credits"}})
+        "POST", "/api/v1/videos", Canned(400, {"error": {"code": 400, "message": "Prompt flagged by moderation"}})
     )
     assert invoke("submit", sample_event("sqs_submit")) == {"batchItemFailures": []}
     failed = job()
-    assert failed.status is JobStatus.FAILED and "Insufficient credits" in (failed.error or "")
+    assert failed.status is JobStatus.FAILED and "Prompt flagged by moderation" in (failed.error or "")
     [event] = env.events()
     assert event["detail-type"] == "VideoFailed" and event["detail"]["status"] == "failed"
     assert executions(env) == []

@@ -91,6 +91,7 @@ def test_alarms_notify_the_topic_and_use_catalogued_metrics() -> None:
         "QueueAgeAlarm",
         "DailyCostAlarm",
         "BudgetAlarm",
+        "SubmitBreakerAlarm",
     }
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name

@@ -463,6 +463,7 @@ API_ROUTES = {
     ("GET", "/videos/{id}"),
     ("DELETE", "/videos/{id}"),
     ("GET", "/models"),
+    ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/operator/videos/{id}"),
     ("POST", "/api/v1/videos"),

@@ -43,10 +43,20 @@ class TransientError(Exception):
 class OpenRouterError(Exception):
     """OpenRouter answered with an error envelope (or something we could not parse)."""
 
-    def __init__(self, status_code: int, message: str) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        metadata: dict[str, object] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"OpenRouter HTTP {status_code}: {message}")
         self.status_code = status_code
         self.message = message
+        # ``error.metadata`` (e.g. ``limit_source`` of a 402/403 budget error) and the Retry-After header.
+        self.metadata = metadata
+        self.retry_after = retry_after
 
     @property
     def retryable(self) -> bool:

@@ -165,14 +165,21 @@ class JobStore:
         claimed_at = float(item.get("submit_claimed_at", 0))
         return Claim.BUSY if now - claimed_at < claim_seconds else Claim.STALE
 
-    def release_claim(self, job_id: str, reason: str) -> int:
-        """The attempt is known not to have reached OpenRouter: let a later attempt try. Returns attempts so far."""
+    def release_claim(self, job_id: str, reason: str, *, counts: bool = True) -> int:
+        """The attempt is known not to have reached OpenRouter (or was refused for an account-wide reason,
+        ``counts=False``: a pause is no attempt): let a later attempt try. Returns attempts so far."""
         result = self._update(
             job_id,
             "REMOVE submit_claimed_at SET submit_attempts = if_not_exists(submit_attempts, :zero) + :one, "
             "last_submit_error = :reason, updated_at = :ts",
             "#s = :queued",
-            {":zero": 0, ":one": 1, ":reason": reason, ":ts": utcnow(), ":queued": JobStatus.QUEUED.value},
+            {
+                ":zero": 0,
+                ":one": 1 if counts else 0,
+                ":reason": reason,
+                ":ts": utcnow(),
+                ":queued": JobStatus.QUEUED.value,
+            },
         )
         return int(result.get("submit_attempts", 1))
 

@@ -79,6 +79,10 @@ class Metric(Enum):
     # long each receiver took to answer.
     WEBHOOK_DELIVERIES = ("WebhookDeliveries", MetricUnit.Count, ("outcome",))
     WEBHOOK_LATENCY = ("WebhookLatency", MetricUnit.Milliseconds, ())
+    # The credit breaker (videogen.breaker): 1 while submission is paused (each pause and each refused probe),
+    # 0 when a probe closes it; and the submissions put back on the queue, by the breaker's reason.
+    SUBMIT_BREAKER_OPEN = ("SubmitBreakerOpen", MetricUnit.NoUnit, ())
+    SUBMISSIONS_PAUSED = ("SubmissionsPaused", MetricUnit.Count, ("reason",))
 
     @property
     def metric_name(self) -> str:

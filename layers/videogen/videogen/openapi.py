@@ -166,7 +166,16 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                 },
             },
             "/models": {
-                "get": {"operationId": "listModels", "responses": {"200": _response("OpenRouter's video models")}}
+                "get": {
+                    "operationId": "listModels",
+                    "responses": {"200": _response("Video models; `submission`: the credit breaker")},
+                }
+            },
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "responses": {"200": _response("The service accepts jobs; `submission` is the credit breaker")},
+                }
             },
             "/webhooks/secret": {
                 "get": {

@@ -144,7 +144,12 @@ class OpenRouterClient:
                     return response
                 if stream:
                     response.read()
-                error = OpenRouterError(response.status_code, _error_message(response))
+                error = OpenRouterError(
+                    response.status_code,
+                    _error_message(response),
+                    metadata=_error_metadata(response),
+                    retry_after=_parse_retry_after(response.headers.get("retry-after")),
+                )
                 if not error.retryable:
                     raise error
                 if not idempotent and response.status_code >= 500 and not _has_error_envelope(response):
@@ -230,6 +235,17 @@ def _error_message(response: httpx.Response) -> str:
         if isinstance(error, str):
             return error[:1000]
     return str(body)[:300]
+
+
+def _error_metadata(response: httpx.Response) -> dict[str, object] | None:
+    """``error.metadata`` of OpenRouter's envelope: ``limit_source`` tells a budget 402/403 from the rest."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    metadata = error.get("metadata") if isinstance(error, dict) else None
+    return metadata if isinstance(metadata, dict) else None
 
 
 def _origin_of(url: str) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from videogen.aws import client
+from videogen.breaker import CreditBreaker
 from videogen.budgets import Budgets
 from videogen.capabilities import ModelCatalog
 from videogen.errors import TransientError
@@ -115,6 +116,15 @@ class WorkflowStarter:
                 raise
 
 
+def message_number(body: str | None, name: str) -> float | None:
+    """A numeric field of a queue message's JSON body (``paused_since`` on the submit queue), or None."""
+    try:
+        value = json.loads(body or "")[name]
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+        return None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def message_field(body: str | None, name: str) -> str | None:
     """A non-empty string field of a queue message's JSON body (``{"job_id": ...}`` on the submit queue,
     ``{"openrouter_job_id": ...}`` on the callback queue), or None for a body this service never sends."""
@@ -131,6 +141,14 @@ class SubmitQueue:
 
     def enqueue(self, job_id: str) -> None:
         client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"job_id": job_id}))
+
+    def defer(self, job_id: str, delay_seconds: int, paused_since: float) -> None:
+        """Send the job's message again, to arrive after ``delay_seconds`` (SQS allows 0..900): a paused
+        submission (videogen.breaker). A new message, so the pause never counts towards maxReceiveCount."""
+        body = {"job_id": job_id, "paused_since": paused_since}
+        client("sqs").send_message(
+            QueueUrl=self.queue_url, MessageBody=json.dumps(body), DelaySeconds=max(0, min(900, delay_seconds))
+        )
 
 
 @dataclass
@@ -183,6 +201,18 @@ class Services:
     @cached_property
     def queue(self) -> SubmitQueue:
         return SubmitQueue(self.settings.queue_url)
+
+    @cached_property
+    def breaker(self) -> CreditBreaker | None:
+        s = self.settings
+        if not s.control_table:
+            return None
+        return CreditBreaker(
+            s.control_table,
+            initial_probe_seconds=s.breaker_probe_seconds,
+            max_probe_seconds=s.breaker_max_probe_seconds,
+            lease_seconds=float(s.submit_claim_seconds),
+        )
 
     @cached_property
     def submit_batches(self) -> SubmitBatchSender:

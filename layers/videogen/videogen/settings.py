@@ -89,6 +89,16 @@ class Settings(BaseModel):
     # A submit claim older than this belongs to an attempt that died (function timeout + margin).
     submit_claim_seconds: int = Field(default=120, ge=1, description="env SUBMIT_CLAIM_SECONDS")
 
+    # The credit breaker (videogen.breaker): its state lives in the control table (empty: no breaker, and an
+    # account-wide refusal fails the job as any refusal does). Probes start this far apart and double up to
+    # the maximum; a job waits for credits at most SUBMIT_PAUSE_LIMIT_SECONDS from its first pause.
+    control_table: str = Field(default="", description="env CONTROL_TABLE")
+    breaker_probe_seconds: float = Field(default=30.0, gt=0, description="env BREAKER_PROBE_SECONDS")
+    breaker_max_probe_seconds: float = Field(default=900.0, gt=0, le=900, description="env BREAKER_MAX_PROBE_SECONDS")
+    submit_pause_limit_seconds: float = Field(
+        default=3 * 24 * 3600.0, gt=0, description="env SUBMIT_PAUSE_LIMIT_SECONDS"
+    )
+
     download_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1, description="env DOWNLOAD_PART_BYTES")
     download_parts_in_flight: int = Field(
         default=1, ge=1, le=8, description="env DOWNLOAD_PARTS_IN_FLIGHT: parts uploading while the next is read"

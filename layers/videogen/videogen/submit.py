@@ -7,16 +7,20 @@ Submission semantics (README: "Submission guarantees"):
   body) releases its claim and is retried later, up to ``max_submit_attempts``;
 * an attempt whose outcome is unknown (time-out after sending, the function died) is never retried:
   the job ends ``failed`` with an error that says OpenRouter may still have the job and may bill it;
-* OpenRouter rejecting the request (4xx) ends the job ``failed`` with OpenRouter's message;
+* OpenRouter rejecting the request (4xx) ends the job ``failed`` with OpenRouter's message, unless the
+  refusal is about the account, not the job (402 credits, 403 over a limit, 401 key refused): then the
+  credit breaker (videogen.breaker) opens and the job waits, queued, for credits to come back;
 * once OpenRouter's job id is recorded, a redelivered message only (re)starts the workflow, whose
   execution is named after the job, so it cannot start twice.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from enum import StrEnum
 
+from videogen.breaker import GO, Admission, account_problem
 from videogen.errors import OpenRouterError, OpenRouterUnavailable, SubmissionOutcomeUnknown, TransientError
 from videogen.jobs import Claim
 from videogen.models import Job, JobStatus, WorkflowInput
@@ -36,13 +40,18 @@ class SubmitResult(StrEnum):
     ALREADY_FINISHED = "already_finished"
     FAILED = "failed"
     MISSING = "missing"
+    PAUSED = "paused"  # the breaker is open: the message was sent back with a delay
 
 
 class SubmitLater(TransientError):
     """Try this message again after the visibility timeout."""
 
 
-def submit_job(services: Services, job_id: str, now: float | None = None) -> SubmitResult:
+def submit_job(
+    services: Services, job_id: str, now: float | None = None, paused_since: float | None = None
+) -> SubmitResult:
+    """``paused_since``: when this job's submission was first paused by the breaker (from its message)."""
+    now = time.time() if now is None else now
     store = services.store
     job = store.get(job_id)
     if job is None:
@@ -54,7 +63,14 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
         start_workflow(services, job)
         return SubmitResult.ALREADY_SUBMITTED
 
-    claim = store.claim_submission(job_id, now or time.time(), services.settings.submit_claim_seconds)
+    breaker = services.breaker
+    admission = breaker.admit(job_id, now) if breaker is not None else GO
+    if not admission.go:
+        return _pause(services, job_id, admission.wait_seconds, admission.reason, paused_since, now)
+
+    claim = store.claim_submission(job_id, now, services.settings.submit_claim_seconds)
+    if claim is not Claim.CLAIMED:
+        _probe_told_nothing(services, job_id, now, admission)
     if claim is Claim.DONE:
         refreshed = store.get(job_id)
         if refreshed is not None and refreshed.openrouter_job_id and not refreshed.status.terminal:
@@ -74,9 +90,27 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
         accepted = services.openrouter.submit(body)
     except OpenRouterError as exc:
         emit(Metric.OPENROUTER_ERRORS, http_status=str(exc.status_code))
+        problem = account_problem(exc) if breaker is not None else None
+        if breaker is not None and problem is not None:
+            # Not about this job: nothing was created or billed. The job waits, queued, for the probe that
+            # finds credits back; the release is no attempt (max_submit_attempts counts real ones).
+            store.release_claim(
+                job_id, f"submission paused: OpenRouter HTTP {exc.status_code} ({problem})", counts=False
+            )
+            view, changed = breaker.trip(problem, exc.message, exc.retry_after, job_id, now)
+            if changed:
+                emit(Metric.SUBMIT_BREAKER_OPEN, 1)
+                logger.warning(
+                    "credit breaker open: submissions paused",
+                    extra={"reason": problem.value, "status": exc.status_code, "breaker": view.body()},
+                )
+            wait = (view.next_probe_at or now) - now
+            return _pause(services, job_id, wait, problem.value, paused_since, now)
+        _probe_told_nothing(services, job_id, now, admission)
         finish_job(services, job_id, JobStatus.FAILED, error=f"OpenRouter rejected the request: {exc.message}")
         return SubmitResult.FAILED
     except OpenRouterUnavailable as exc:
+        _probe_told_nothing(services, job_id, now, admission)
         emit(Metric.OPENROUTER_ERRORS, http_status=exc.http_status)
         attempts = store.release_claim(job_id, str(exc))
         if attempts >= services.settings.max_submit_attempts:
@@ -86,9 +120,13 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
             return SubmitResult.FAILED
         raise SubmitLater(f"OpenRouter unavailable (attempt {attempts}): {exc}") from None
     except SubmissionOutcomeUnknown as exc:
+        _probe_told_nothing(services, job_id, now, admission)
         finish_job(services, job_id, JobStatus.FAILED, error=f"{UNKNOWN_OUTCOME} ({exc})")
         return SubmitResult.FAILED
 
+    if admission.probe and breaker is not None and breaker.probe_accepted(job_id, now):
+        emit(Metric.SUBMIT_BREAKER_OPEN, 0)
+        logger.info("credit breaker closed: a probe was accepted, submissions resume")
     polling_url = services.openrouter.poll_url(accepted.polling_url, accepted.id)
     job = store.mark_submitted(job_id, accepted, polling_url)
     annotate_job(job_id, accepted.id)
@@ -96,6 +134,40 @@ def submit_job(services: Services, job_id: str, now: float | None = None) -> Sub
     emit(Metric.JOBS_SUBMITTED)
     start_workflow(services, job)
     return SubmitResult.SUBMITTED
+
+
+def _probe_told_nothing(services: Services, job_id: str, now: float, admission: Admission) -> None:
+    """If this submission held the breaker's probe, its answer said nothing about credits: the next
+    submission probes at once."""
+    if admission.probe and services.breaker is not None:
+        services.breaker.probe_inconclusive(job_id, now)
+
+
+def _pause(
+    services: Services, job_id: str, wait_seconds: float, reason: str | None, paused_since: float | None, now: float
+) -> SubmitResult:
+    """Put the job's message back on the queue until the breaker's next probe, or end the job when it has
+    waited for credits longer than the settings allow (unsubmitted: nothing was billed)."""
+    since = paused_since if paused_since is not None else now
+    limit = services.settings.submit_pause_limit_seconds
+    if now - since > limit:
+        finish_job(
+            services,
+            job_id,
+            JobStatus.FAILED,
+            error=(
+                f"not submitted: OpenRouter refused submissions for the account ({reason}) for over "
+                f"{limit / 3600:g} h; nothing was sent or billed"
+            ),
+        )
+        return SubmitResult.FAILED
+    # Jitter spreads the messages that come back at the probe time; at least a second, at most SQS's 15 min.
+    delay = round(min(900.0, max(1.0, wait_seconds) * random.uniform(1.0, 1.2)))
+    services.queue.defer(job_id, delay, since)
+    emit(Metric.SUBMISSIONS_PAUSED, reason=reason or "unknown")
+    emit(Metric.SUBMIT_BREAKER_OPEN, 1)
+    logger.info("submission paused by the credit breaker", extra={"reason": reason, "delay_seconds": delay})
+    return SubmitResult.PAUSED
 
 
 def callback_url_for(services: Services) -> str | None:

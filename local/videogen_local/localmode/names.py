@@ -45,6 +45,10 @@ class Names:
         return f"{self.stack}-budgets"
 
     @property
+    def control_table(self) -> str:
+        return f"{self.stack}-control"
+
+    @property
     def batches_table(self) -> str:
         return f"{self.stack}-batches"
 

@@ -100,6 +100,9 @@ class LocalStackConfig:
     # Outbound webhooks to loopback and plain http receivers (tests); off: the deployed rules (https, public).
     webhooks_allow_private: bool = False
     webhook_retry_delays: str = LOCAL_WEBHOOK_RETRY_DELAYS
+    # The credit breaker (videogen.breaker): the first probe after a trip, and the most probes are apart.
+    breaker_probe_seconds: float = 2.0
+    breaker_max_probe_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> LocalStackConfig:
@@ -219,6 +222,10 @@ class LocalStack:
                 "JOBS_TABLE": self.names.table,
                 "KEYS_TABLE": self.names.keys_table,
                 "BUDGETS_TABLE": self.names.budgets_table,
+                "CONTROL_TABLE": self.names.control_table,
+                # The credit breaker's probes (deployed 30 s doubling to 15 min): seconds here.
+                "BREAKER_PROBE_SECONDS": str(self.config.breaker_probe_seconds),
+                "BREAKER_MAX_PROBE_SECONDS": str(self.config.breaker_max_probe_seconds),
                 "BATCHES_TABLE": self.names.batches_table,
                 "BATCH_LEASE_SECONDS": str(BATCH_VISIBILITY_SECONDS - 5),
                 "BUCKET": self.names.bucket,
@@ -430,6 +437,7 @@ class LocalStack:
             "jobs_table": self.names.table,
             "keys_table": self.names.keys_table,
             "budgets_table": self.names.budgets_table,
+            "control_table": self.names.control_table,
             "batches_table": self.names.batches_table,
             "batch_queue_url": batch_queue_url,
             "batch_dead_letter_queue_url": batch_dlq_url,
@@ -649,6 +657,7 @@ class LocalStack:
         create_jobs_table(dynamodb, self.names.table)
         create_keys_table(dynamodb, self.names.keys_table)
         create_budgets_table(dynamodb, self.names.budgets_table)
+        create_control_table(dynamodb, self.names.control_table)
         create_webhook_signing_table(dynamodb, self.names.webhook_signing_table)
         create_batches_table(dynamodb, self.names.batches_table)
 
@@ -804,6 +813,16 @@ def create_webhook_signing_table(dynamodb: Any, name: str) -> None:
         TableName=name,
         KeySchema=[{"AttributeName": "owner", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "owner", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def create_control_table(dynamodb: Any, name: str) -> None:
+    """The control table as template.yaml defines it (key ``name``: the credit breaker's state); tests use it too."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
 

@@ -17,6 +17,10 @@
   (or cancelled / expired / never), ``[sim:polls=N]``, ``[sim:seconds=N]`` (with ``seconds_to_complete``) and
   ``[sim:reject=402]`` (refuse the submission), ``[sim:urls=signed]`` / ``[sim:urls=expired]`` (a completed job
   also has signed, keyless ``urls`` with ``expires_at`` an hour ahead, or already past).
+* The account's credits (``set_credits``, or ``POST /_sim/credits`` from another process): while they are
+  out every submission is refused as OpenRouter refuses them: ``402`` insufficient credits, ``402`` with
+  ``limit_source: openrouter_in_flight_budget`` and ``Retry-After`` ("in_flight"), or ``403`` over the
+  key's limit ("key_limit"). Refusals are counted in ``stats()["credit_refusals"]``.
 """
 
 from __future__ import annotations
@@ -160,12 +164,39 @@ class SimJob:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
+CREDIT_KINDS = ("402", "in_flight", "key_limit")
+
+
+@dataclass
+class Credits:
+    """The account's standing: ``out`` refuses every submission, as ``kind`` says (CREDIT_KINDS)."""
+
+    out: bool = False
+    kind: str = "402"
+    retry_after: int | None = None  # seconds, sent as Retry-After with the "in_flight" kind
+    refusals: int = 0
+
+    def refusal(self) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        if not self.out:
+            return None
+        self.refusals += 1
+        if self.kind == "key_limit":
+            metadata = {"limit_source": "openrouter_key_limit", "scope": "key", "limit_usd": 10, "spend_usd": 10}
+            return 403, _error_with(403, "Key limit exceeded", metadata), {}
+        if self.kind == "in_flight":
+            metadata = {"limit_source": "openrouter_in_flight_budget"}
+            headers = {"Retry-After": str(self.retry_after if self.retry_after is not None else 1)}
+            return 402, _error_with(402, "In-flight budget exhausted; retry shortly", metadata), headers
+        return 402, _error_with(402, "Insufficient credits. Add more using https://openrouter.ai/credits", None), {}
+
+
 class OpenRouterSimulator:
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
         self.requests: list[RecordedRequest] = []
         self.jobs: dict[str, SimJob] = {}
         self.submissions = 0
+        self.credits = Credits()
         self.faults: dict[str, int] = {}
         self._random = random.Random(self.config.fault_seed)
         self._lock = threading.Lock()
@@ -197,6 +228,19 @@ class OpenRouterSimulator:
                 server.shutdown()
             server.server_close()
 
+    # --- the account ----------------------------------------------------------------------------------
+
+    def set_credits(self, out: bool, kind: str = "402", retry_after: int | None = None) -> None:
+        """Run the account out of credits (``out``), or give them back."""
+        if kind not in CREDIT_KINDS:
+            raise ValueError(f"kind must be one of {CREDIT_KINDS}")
+        with self._lock:
+            self.credits.out, self.credits.kind, self.credits.retry_after = out, kind, retry_after
+
+    def _credit_refusal(self) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        with self._lock:
+            return self.credits.refusal()
+
     # --- faults -------------------------------------------------------------------------------------
 
     def fault(self, endpoint: str) -> str | None:
@@ -223,6 +267,8 @@ class OpenRouterSimulator:
                 "duplicate_submissions": sum(count - 1 for count in prompts.values() if count > 1),
                 "duplicated_prompts": sorted(prompt for prompt, count in prompts.items() if count > 1),
                 "faults": dict(sorted(self.faults.items())),
+                "credits_out": self.credits.out,
+                "credit_refusals": self.credits.refusals,
                 "jobs": {
                     job.id: {
                         "prompt": job.request.get("prompt"),
@@ -479,6 +525,17 @@ class OpenRouterSimulator:
                 parts = [p for p in url.path.split("/") if p]
                 if url.path == "/_sim/stats":  # test hook: not part of OpenRouter's API
                     return self._json(200, simulator.stats())
+                if url.path == "/_sim/credits":  # test hook: run the account out of credits, or refill it
+                    if self.command == "POST":
+                        try:
+                            wanted = json.loads(raw or b"{}")
+                            simulator.set_credits(
+                                bool(wanted["out"]), str(wanted.get("kind", "402")), wanted.get("retry_after")
+                            )
+                        except (ValueError, KeyError, TypeError) as exc:
+                            return self._json(*_error(400, f"credits: {exc}"))
+                    credits = simulator.credits
+                    return self._json(200, {"out": credits.out, "kind": credits.kind, "refusals": credits.refusals})
                 if parts[:3] != ["api", "v1", "videos"]:
                     return self._json(*_error(404, "Resource not found"))
                 if parts[3:] == ["models"] and self.command == "GET":
@@ -493,6 +550,9 @@ class OpenRouterSimulator:
                         body = json.loads(raw or b"null")
                     except ValueError:
                         return self._json(*_error(400, "Invalid request parameters: body is not JSON"))
+                    refused = simulator._credit_refusal()
+                    if refused is not None:
+                        return self._json(refused[0], refused[1], headers=refused[2])
                     # A slow or dropped submit still creates the job: the caller cannot know it was accepted.
                     if self._inject("submit", on_time=lambda: simulator._submit(body)):
                         return None
@@ -574,6 +634,10 @@ class OpenRouterSimulator:
 
 def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"error": {"code": status, "message": message, "metadata": None}}
+
+
+def _error_with(status: int, message: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    return {"error": {"code": status, "message": message, "metadata": metadata}}
 
 
 def _capability_problem(body: dict[str, Any], model: dict[str, Any]) -> str | None:
