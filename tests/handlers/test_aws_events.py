@@ -136,3 +136,14 @@ def test_fail_records_the_step_functions_error_payload(env: Env) -> None:
 def test_fail_with_the_payload_for_an_unknown_job_does_not_crash(env: Env) -> None:
     assert invoke("fail", aws_event("stepfunctions_fail_payload")) == {"status": "missing"}
     assert client("dynamodb").scan(TableName="videogen-jobs")["Count"] == 0
+
+
+def test_fail_refuses_the_bare_step_functions_error_with_a_logged_reason(env: Env, log_lines: Lines) -> None:
+    # {"Error", "Cause"} as a Catch leaves it, without the job_id the failure branches send: nothing to record.
+    event = aws_event("stepfunctions_error")
+    assert "job_id" not in event
+    assert invoke("fail", event) == {"status": "refused"}
+    [line] = [line for line in log_lines() if line["message"].startswith("not a fail event")]
+    assert line["level"] == "ERROR" and line["reason"].startswith("no job_id")
+    assert client("dynamodb").scan(TableName="videogen-jobs")["Count"] == 0
+    assert env.events() == []

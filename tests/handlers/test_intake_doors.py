@@ -164,6 +164,61 @@ def test_a_new_upload_is_a_new_request_and_a_late_redelivery_keeps_the_newer_rec
     assert read("requests/same.job.json")["id"] == second["id"]
 
 
+def test_the_same_invalid_bytes_uploaded_again_are_rejected_again_but_a_redelivery_is_not(env: Env) -> None:
+    bad = b'{"prompt": ""}'
+    older = upload("requests/again.json", bad)
+    assert invoke("intake_s3", older)["records"][0]["outcome"] == "rejected"
+    first = read("requests/again.error.json")
+    newer = upload("requests/again.json", bad)  # the same bytes again: same ETag, a new sequencer
+    assert records_of(newer)[0]["s3"]["object"]["eTag"] == records_of(older)[0]["s3"]["object"]["eTag"]
+    assert invoke("intake_s3", newer)["records"][0]["outcome"] == "rejected"
+    second = read("requests/again.error.json")
+    assert first["source"] == second["source"] and second["sequencer"] != first["sequencer"]
+    assert second["sequencer"] == records_of(newer)[0]["s3"]["object"]["sequencer"]
+    assert [e["detail-type"] for e in env.events()] == ["VideoRejected", "VideoRejected"]
+    # Redeliveries of either notification: answered already, no further event, the newer receipt kept.
+    for event in (newer, older):
+        assert invoke("intake_s3", event)["records"][0]["outcome"] == "rejected"
+    assert env.events() == [] and read("requests/again.error.json") == second
+    assert jobs() == [] and env.queued_job_ids() == []
+
+
+def test_a_versioned_bucket_makes_one_job_per_version(env: Env) -> None:
+    s3 = client("s3")
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+
+    def versioned_upload(body: dict[str, Any]) -> dict[str, Any]:
+        put = s3.put_object(Bucket=BUCKET, Key="requests/v.json", Body=json.dumps(body).encode())
+        entry = record("requests/v.json", put["ETag"].strip('"'))
+        entry["s3"]["object"]["versionId"] = put["VersionId"]
+        return notification(entry)
+
+    older = versioned_upload(SEED)
+    first = invoke("intake_s3", older)["records"][0]
+    assert first["outcome"] == "accepted"
+    assert invoke("intake_s3", older)["records"][0] == {**first, "outcome": "replayed"}
+    assert len(jobs()) == 1 and read("requests/v.job.json")["id"] == first["id"]
+    version = records_of(older)[0]["s3"]["object"]["versionId"]
+    [job] = jobs()
+    assert job["source"]["S"] == f"s3://{BUCKET}/requests/v.json?versionId={version}"
+    newer = versioned_upload({**SEED, "prompt": "the second version"})
+    second = invoke("intake_s3", newer)["records"][0]
+    assert second["outcome"] == "accepted" and second["id"] != first["id"] and len(jobs()) == 2
+    # A late redelivery of the older version's notification: its own job, read by its version id (the key
+    # holds a newer one), and the newer receipt is kept.
+    assert invoke("intake_s3", older)["records"][0] == {**first, "outcome": "replayed"}
+    assert len(jobs()) == 2 and read("requests/v.job.json")["id"] == second["id"]
+    # A version whose notification comes only after a newer version's: read by its version id, it is not
+    # superseded (as an overwritten ETag is) but made into its own job, and the newest receipt is kept.
+    delayed = versioned_upload({**SEED, "prompt": "the third version"})
+    fourth = invoke("intake_s3", versioned_upload({**SEED, "prompt": "the fourth version"}))["records"][0]
+    third = invoke("intake_s3", delayed)["records"][0]
+    assert third["outcome"] == "accepted" and len(jobs()) == 4 and read("requests/v.job.json")["id"] == fourth["id"]
+    prompts = {j["id"]["S"]: j["request"]["M"]["prompt"]["S"] for j in jobs()}
+    assert prompts[first["id"]] == SEED["prompt"] and prompts[second["id"]] == "the second version"
+    assert prompts[third["id"]] == "the third version" and prompts[fourth["id"]] == "the fourth version"
+
+
 def test_a_notification_for_a_replaced_object_leaves_it_to_the_newer_one(env: Env) -> None:
     stale = upload("requests/edited.json", {**SEED, "prompt": "first draft"})
     fresh = upload("requests/edited.json", {**SEED, "prompt": "final"})

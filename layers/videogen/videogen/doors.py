@@ -74,7 +74,7 @@ def take_s3_request(services: Services, obj: RequestObject) -> tuple[Outcome, st
     identity = obj.identity
     # A redelivery: its job exists (answered again without reading the object), or its rejection was answered.
     accepted = intake.find_earlier(services, identity)
-    if accepted is None and _receipt(services, f"{base}.error.json").get("source") == obj.source:
+    if accepted is None and _same_upload(_receipt(services, f"{base}.error.json"), obj):
         logger.info("request already rejected", extra={"door": Door.S3.value, "request": obj.key})
         return Outcome.REJECTED, None
     try:
@@ -199,6 +199,15 @@ def _write_receipt(
     if stale is not None and not _newer(_receipt(services, stale).get("sequencer"), obj.sequencer):
         services.storage.delete(stale)  # the other receipt answered an older upload of this key
     return True
+
+
+def _same_upload(receipt: dict[str, Any], obj: RequestObject) -> bool:
+    """Whether a receipt answered the upload this notification names, by the rule of RequestObject.identity:
+    its version id, else its ETag and its sequencer (the same bytes uploaded again have a new sequencer and
+    are a new upload, answered again; a redelivery keeps the sequencer)."""
+    if receipt.get("source") != obj.source:
+        return False
+    return bool(obj.version_id) or receipt.get("sequencer") == obj.sequencer
 
 
 def _receipt(services: Services, key: str) -> dict[str, Any]:
