@@ -47,6 +47,7 @@ def test_loose_types_are_422_naming_the_field(env: Env) -> None:
 def test_invisible_prompt_is_422(env: Env) -> None:
     assert fields_of(error_of(post({"prompt": "\u200b\ufeff"}), 422)) == ["prompt"]
     assert fields_of(error_of(post({"prompt": "\x00\x00"}), 422)) == ["prompt"]
+    assert fields_of(error_of(post({"prompt": "\u0301\u0301 \u20dd"}), 422)) == ["prompt"]  # marks on nothing
 
 
 def list_query(**query: str) -> dict[str, Any]:

@@ -199,8 +199,9 @@ class VideoRequest(_Strict):
         if bad is not None:
             raise ValueError(f"prompt must not contain control character U+{ord(bad):04X}")
         # "Blank" is anything without a visible character: whitespace, but also zero-width and format
-        # characters (U+200B, U+FEFF, ...), which strip() keeps.
-        if not any(unicodedata.category(c)[0] not in "CZ" for c in prompt):
+        # characters (U+200B, U+FEFF, ...), which strip() keeps, and combining marks with nothing to combine
+        # with. Visible: a letter, number, punctuation or symbol.
+        if not any(unicodedata.category(c)[0] in "LNPS" for c in prompt):
             raise ValueError("prompt must contain at least one visible character")
         return prompt
 
