@@ -77,6 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="parallel callers submitting jobs")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for every job to end")
     parser.add_argument(
+        "--credits-out-at",
+        type=float,
+        default=None,
+        help="seconds into the run when the simulated account runs out of credits (every submission refused "
+        "with 402 until --credits-out-for has passed); the credit breaker must pause, not fail, the jobs",
+    )
+    parser.add_argument("--credits-out-for", type=float, default=60.0, help="seconds the credits stay out")
+    parser.add_argument(
         "--doors",
         default=",".join(DOORS),
         help="the intake doors the jobs come through, in turn (comma-separated: api, s3, eventbridge)",
@@ -97,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         aws_fault_rate=args.aws_fault_rate,
         door_fault_rate=args.door_fault_rate,
         doors=doors,
+        credits_outage=(args.credits_out_at, args.credits_out_for) if args.credits_out_at is not None else None,
     )
     print(json.dumps(figures, indent=2))
     return 0 if figures["passed"] else 1
@@ -119,9 +128,11 @@ def run_chaos(
     aws_fault_rate: float = 0.0,
     door_fault_rate: float | None = None,
     doors: Sequence[str] = DOORS,
+    credits_outage: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """``door_fault_rate`` (only with ``aws_fault_rate``): the doors' redeliveries and dropped answers; None:
-    ``aws_fault_rate``."""
+    ``aws_fault_rate``. ``credits_outage``: (seconds into the run, seconds long) the simulated account has no
+    credits."""
     env = {
         "VIDEOGEN_SIM_FAULT_RATE": str(fault_rate),
         "VIDEOGEN_SIM_FAULT_SEED": str(seed),
@@ -150,7 +161,10 @@ def run_chaos(
         serve_args = ("--poll-interval", "0", "--max-polls", "20", "--allow-private-webhooks")
         log = Path(scratch) / "serve.log"
         with ChaosReceiver(fault_rate, seed) as receiver, local_serve(log, *serve_args, env=env) as (info, _):
-            figures = _drive(info, jobs, concurrency, timeout, doors, receiver)
+            with CreditOutage(info["openrouter_base_url"], credits_outage) as outage:
+                figures = _drive(info, jobs, concurrency, timeout, doors, receiver)
+            if credits_outage is not None:
+                figures["credit_outage"] = outage.figures(figures)
         # Rewritten after every injection; read once serve has stopped, when no more can come.
         figures["aws_faults_injected"] = json.loads(aws_faults_file.read_text()) if aws_fault_rate else {}
         figures["lambda_invocations"] = _invocations_by_function(log.with_name(f"{log.stem}.metrics.jsonl"))
@@ -363,7 +377,70 @@ def _drive(
     }
     figures["webhooks"] = webhook_figures(receiver, records, accepted)
     figures["accepted_all"] = len(accepted) == jobs
+    # The credit breaker's promise: a refusal for the account (402, a limit) never fails a job.
+    figures["failed_for_credits"] = sum(
+        1
+        for j in accepted
+        if j in records
+        and records[j]["status"]["S"] != "completed"
+        and any(
+            words in records[j].get("error", {}).get("S", "")
+            for words in ("Insufficient credits", "refused submissions for the account", "limit exceeded")
+        )
+    )
     return figures
+
+
+class CreditOutage:
+    """The simulated account out of credits for a while (sim/server.py ``/_sim/credits``), from a timer."""
+
+    def __init__(self, simulator_url: str, window: tuple[float, float] | None) -> None:
+        self._url = f"{simulator_url}/_sim/credits"
+        self._window = window
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="credit-outage", daemon=True)
+        self.out_at: float | None = None
+        self.back_at: float | None = None
+        self._started = time.monotonic()
+
+    def __enter__(self) -> CreditOutage:
+        if self._window is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self.out_at is not None and self.back_at is None:
+            self._set(False)  # a run that ended during the outage leaves the account as it found it
+            self.back_at = time.monotonic() - self._started
+
+    def _set(self, out: bool) -> None:
+        httpx.post(self._url, json={"out": out}, timeout=30).raise_for_status()
+
+    def _run(self) -> None:
+        assert self._window is not None
+        start, length = self._window
+        if self._stop.wait(start):
+            return
+        self._set(True)
+        self.out_at = time.monotonic() - self._started
+        if self._stop.wait(length):
+            return
+        self._set(False)
+        self.back_at = time.monotonic() - self._started
+
+    def figures(self, run: dict[str, Any]) -> dict[str, Any]:
+        """When the credits were out, how many submissions OpenRouter refused for it, and how many jobs
+        failed for it (the breaker's promise: none)."""
+        refusals = httpx.get(self._url, timeout=30).json()["refusals"]
+        return {
+            "out_at_seconds": round(self.out_at, 1) if self.out_at is not None else None,
+            "back_at_seconds": round(self.back_at, 1) if self.back_at is not None else None,
+            "submissions_refused": refusals,
+            "jobs_failed_for_credits": run["failed_for_credits"],
+        }
 
 
 @dataclass
@@ -461,6 +538,8 @@ def _passed(figures: dict[str, Any]) -> bool:
         and figures["webhooks"]["missing"] == 0
         and figures["webhooks"]["unverified_deliveries"] == 0
         and figures["webhooks"]["deliveries_disagreeing_with_job"] == 0
+        and figures["failed_for_credits"] == 0
+        and figures.get("credit_outage", {}).get("submissions_refused", 1) > 0
     )
 
 

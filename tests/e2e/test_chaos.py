@@ -48,8 +48,12 @@ def _one_job_per_request(figures: dict[str, Any], jobs: int) -> None:
 
 
 def test_every_job_ends_exactly_once_under_openrouter_faults() -> None:
-    figures = run_chaos(jobs=JOBS, fault_rate=0.2, seed=5, concurrency=6, timeout=300)
+    # Part way through, the account runs out of credits for 8 s: the credit breaker pauses the submissions it
+    # refuses (videogen.breaker) and a probe resumes them; no job fails for it.
+    figures = run_chaos(jobs=JOBS, fault_rate=0.2, seed=5, concurrency=6, timeout=300, credits_outage=(1, 8))
     _common(figures, JOBS)
+    outage = figures["credit_outage"]
+    assert outage["submissions_refused"] > 0 and outage["jobs_failed_for_credits"] == 0, outage
     _one_job_per_request(figures, JOBS)  # no door redelivers without AWS faults: holds today
     assert figures["jobs_with_duplicate_events"] == 0 and figures["result_events"] == JOBS
     assert figures["passed"]

@@ -218,3 +218,27 @@ def test_without_a_control_table_an_account_refusal_fails_the_job_as_before(env:
     env.openrouter.on("POST", "/api/v1/videos", NO_CREDITS)
     invoke("submit", message("job-1"))
     assert job("job-1").status is JobStatus.FAILED and "Insufficient credits" in str(job("job-1").error)
+
+
+def test_health_and_models_show_the_breaker_and_the_compatible_models_route_does_not(breaker_env: Env) -> None:
+    from tests.handlers.test_api import request
+
+    def submission(path: str) -> dict[str, Any]:
+        response = request("GET", path)
+        assert response["statusCode"] == 200
+        body: dict[str, Any] = json.loads(response["body"])["submission"]
+        return body
+
+    assert submission("/health")["state"] == "closed" and submission("/models")["state"] == "closed"
+    queued("job-1")
+    breaker_env.openrouter.on("POST", "/api/v1/videos", NO_CREDITS)
+    invoke("submit", message("job-1"))
+    health = submission("/health")
+    assert health["state"] == "open" and health["reason"] == "insufficient_credits" and health["trips"] == 1
+    assert health["next_probe_at"] and "Insufficient credits" in health["message"]
+    assert submission("/models") == health
+    # OpenRouter's own route answers as OpenRouter does: the model list alone.
+    from tests.handlers.test_gateway import compatible
+
+    compatible_models = json.loads(compatible("GET", "/api/v1/videos/models")["body"])
+    assert set(compatible_models) == {"data"}
