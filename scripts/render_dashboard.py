@@ -268,6 +268,17 @@ def dashboard() -> dict[str, Any]:
             stat="Maximum",
             period=60,
         ),
+        widget(
+            "Pressure on OpenRouter: the shared submission rate (per s; none = calm) and paced submissions",
+            [
+                custom("SubmitRate", "Minimum", "shared rate (min)", 60),
+                [{**search("SubmissionsPaused", ["reason"], "Sum", 60, "paused")[0], "yAxis": "right"}],
+            ],
+            12,
+            64,
+            stat="Minimum",
+            period=60,
+        ),
         {
             "type": "log",
             "x": 0,

@@ -33,6 +33,10 @@ class RequestRejected(Exception):
         }
 
 
+# OpenRouter pushing back (rate limited, no provider available): the request was not accepted.
+PUSHBACK_STATUSES = (429, 503)
+
+
 class TransientError(Exception):
     """Worth retrying later (OpenRouter 429/5xx, network trouble, AWS throttling).
 
@@ -69,9 +73,10 @@ class OpenRouterUnavailable(TransientError):
     For a submit this means "known not accepted": it is safe to try again later.
     """
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(self, message: str, status_code: int | None = None, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.retry_after = retry_after  # OpenRouter's Retry-After on a 429 / 503, seconds
 
     @property
     def http_status(self) -> str:

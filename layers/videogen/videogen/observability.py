@@ -80,9 +80,12 @@ class Metric(Enum):
     WEBHOOK_DELIVERIES = ("WebhookDeliveries", MetricUnit.Count, ("outcome",))
     WEBHOOK_LATENCY = ("WebhookLatency", MetricUnit.Milliseconds, ())
     # The credit breaker (videogen.breaker): 1 while submission is paused (each pause and each refused probe),
-    # 0 when a probe closes it; and the submissions put back on the queue, by the breaker's reason.
+    # 0 when a probe closes it; and the submissions put back on the queue, by reason: the breaker's, or
+    # rate_limited / no_provider (a 429 / 503) and paced (no token yet) from the adaptive pressure.
     SUBMIT_BREAKER_OPEN = ("SubmitBreakerOpen", MetricUnit.NoUnit, ())
     SUBMISSIONS_PAUSED = ("SubmissionsPaused", MetricUnit.Count, ("reason",))
+    # Adaptive pressure (videogen.pressure): the shared submission rate each time it changes (submissions/s).
+    SUBMIT_RATE = ("SubmitRate", MetricUnit.NoUnit, ())
 
     @property
     def metric_name(self) -> str:

@@ -24,7 +24,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
-from videogen.errors import OpenRouterError, OpenRouterUnavailable, SubmissionOutcomeUnknown
+from videogen.errors import PUSHBACK_STATUSES, OpenRouterError, OpenRouterUnavailable, SubmissionOutcomeUnknown
 from videogen.models import OpenRouterJob, VideoModel
 
 MAX_REDIRECTS = 5
@@ -92,10 +92,14 @@ class OpenRouterClient:
         data = _json(response).get("data") or []
         return [VideoModel.model_validate(item) for item in data]
 
-    def submit(self, body: dict[str, Any]) -> OpenRouterJob:
+    def submit(self, body: dict[str, Any], *, retry_pushback: bool = True) -> OpenRouterJob:
         """POST /api/v1/videos. Raises OpenRouterError (rejected, not billed), OpenRouterUnavailable
-        (known not accepted, safe to retry later) or SubmissionOutcomeUnknown (do not resubmit)."""
-        response = self._send("POST", self.url("/api/v1/videos"), json=body, idempotent=False)
+        (known not accepted, safe to retry later) or SubmissionOutcomeUnknown (do not resubmit).
+        ``retry_pushback=False``: a 429 or 503 is raised at once (with its Retry-After), not retried here,
+        for a caller that paces submissions itself (videogen.pressure)."""
+        response = self._send(
+            "POST", self.url("/api/v1/videos"), json=body, idempotent=False, retry_pushback=retry_pushback
+        )
         return OpenRouterJob.model_validate(_json(response))
 
     def poll_url(self, polling_url: str | None, openrouter_job_id: str) -> str:
@@ -124,7 +128,14 @@ class OpenRouterClient:
     # --- transport -----------------------------------------------------------------------------------
 
     def _send(
-        self, method: str, url: str, *, idempotent: bool, json: Any = None, stream: bool = False
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool,
+        json: Any = None,
+        stream: bool = False,
+        retry_pushback: bool = True,
     ) -> httpx.Response:
         last_problem = ""
         last_status: int | None = None
@@ -158,6 +169,8 @@ class OpenRouterClient:
                         f"OpenRouter answered HTTP {response.status_code} without an error body"
                     ) from None
                 last_problem, last_status = str(error), response.status_code
+                if not retry_pushback and response.status_code in PUSHBACK_STATUSES:
+                    raise OpenRouterUnavailable(last_problem, last_status, retry_after=error.retry_after)
                 if attempt < self._max_attempts:
                     self._sleep(self._delay(attempt, response.headers.get("retry-after")))
                 continue

@@ -22,6 +22,7 @@ from videogen.errors import TransientError
 from videogen.events import EventPublisher
 from videogen.jobs import JobStore
 from videogen.models import WorkflowInput
+from videogen.pressure import SubmitPressure
 from videogen.settings import Settings, get_settings
 from videogen.storage import VideoStorage
 
@@ -212,6 +213,19 @@ class Services:
             initial_probe_seconds=s.breaker_probe_seconds,
             max_probe_seconds=s.breaker_max_probe_seconds,
             lease_seconds=float(s.submit_claim_seconds),
+        )
+
+    @cached_property
+    def pressure(self) -> SubmitPressure | None:
+        s = self.settings
+        if not s.control_table:
+            return None
+        return SubmitPressure(
+            s.control_table,
+            max_rate=s.submit_max_rate,
+            min_rate=min(s.submit_min_rate, s.submit_max_rate),
+            recovery_step=s.pressure_recovery_step,
+            cooldown_seconds=s.pressure_cooldown_seconds,
         )
 
     @cached_property

@@ -21,12 +21,22 @@ import time
 from enum import StrEnum
 
 from videogen.breaker import GO, Admission, account_problem
-from videogen.errors import OpenRouterError, OpenRouterUnavailable, SubmissionOutcomeUnknown, TransientError
+from videogen.errors import (
+    PUSHBACK_STATUSES,
+    OpenRouterError,
+    OpenRouterUnavailable,
+    SubmissionOutcomeUnknown,
+    TransientError,
+)
 from videogen.jobs import Claim
 from videogen.models import Job, JobStatus, WorkflowInput
 from videogen.observability import Metric, annotate_job, emit, logger
 from videogen.outcome import finish_job
+from videogen.pressure import Pace
 from videogen.services import Services
+
+# A submission without a token waits this long at most in the invocation; a longer wait goes back to the queue.
+IN_INVOCATION_WAIT_SECONDS = 2.0
 
 UNKNOWN_OUTCOME = (
     "submission outcome unknown: the request to OpenRouter was sent but no answer came back; "
@@ -40,7 +50,7 @@ class SubmitResult(StrEnum):
     ALREADY_FINISHED = "already_finished"
     FAILED = "failed"
     MISSING = "missing"
-    PAUSED = "paused"  # the breaker is open: the message was sent back with a delay
+    PAUSED = "paused"  # the breaker is open, or OpenRouter pushes back: the message was sent back with a delay
 
 
 class SubmitLater(TransientError):
@@ -50,7 +60,8 @@ class SubmitLater(TransientError):
 def submit_job(
     services: Services, job_id: str, now: float | None = None, paused_since: float | None = None
 ) -> SubmitResult:
-    """``paused_since``: when this job's submission was first paused by the breaker (from its message)."""
+    """``paused_since``: when this job's submission was first paused (by the breaker or the pressure on
+    OpenRouter; from its message)."""
     now = time.time() if now is None else now
     store = services.store
     job = store.get(job_id)
@@ -66,7 +77,12 @@ def submit_job(
     breaker = services.breaker
     admission = breaker.admit(job_id, now) if breaker is not None else GO
     if not admission.go:
-        return _pause(services, job_id, admission.wait_seconds, admission.reason, paused_since, now)
+        return _pause(services, job_id, admission.wait_seconds, admission.reason, paused_since, now, breaker=True)
+    pressure = services.pressure
+    pace = _pace(services, now)
+    if not pace.go:
+        _probe_told_nothing(services, job_id, now, admission)
+        return _pause(services, job_id, pace.wait_seconds, "paced", paused_since, now)
 
     claim = store.claim_submission(job_id, now, services.settings.submit_claim_seconds)
     if claim is not Claim.CLAIMED:
@@ -87,7 +103,8 @@ def submit_job(
     if callback_url:
         body["callback_url"] = callback_url
     try:
-        accepted = services.openrouter.submit(body)
+        # With shared pacing, a 429 / 503 comes back at once: the pacing, not this message, decides when.
+        accepted = services.openrouter.submit(body, retry_pushback=pressure is None)
     except OpenRouterError as exc:
         emit(Metric.OPENROUTER_ERRORS, http_status=str(exc.status_code))
         problem = account_problem(exc) if breaker is not None else None
@@ -105,13 +122,23 @@ def submit_job(
                     extra={"reason": problem.value, "status": exc.status_code, "breaker": view.body()},
                 )
             wait = (view.next_probe_at or now) - now
-            return _pause(services, job_id, wait, problem.value, paused_since, now)
+            return _pause(services, job_id, wait, problem.value, paused_since, now, breaker=True)
         _probe_told_nothing(services, job_id, now, admission)
         finish_job(services, job_id, JobStatus.FAILED, error=f"OpenRouter rejected the request: {exc.message}")
         return SubmitResult.FAILED
     except OpenRouterUnavailable as exc:
         _probe_told_nothing(services, job_id, now, admission)
         emit(Metric.OPENROUTER_ERRORS, http_status=exc.http_status)
+        if pressure is not None and exc.status_code in PUSHBACK_STATUSES:
+            # Known not accepted, and about OpenRouter's load, not the job: no attempt spent. Everyone slows.
+            store.release_claim(job_id, f"submission paced: OpenRouter HTTP {exc.status_code}", counts=False)
+            slowed = pressure.slow_down(time.time())
+            if slowed is not None:
+                emit(Metric.SUBMIT_RATE, slowed)
+                logger.warning("OpenRouter pushes back: submissions slowed", extra={"rate": slowed})
+            wait = max(exc.retry_after or 0.0, 1.0 / (pressure.rate() or pressure.max_rate))
+            reason = "rate_limited" if exc.status_code == 429 else "no_provider"
+            return _pause(services, job_id, wait, reason, paused_since, now)
         attempts = store.release_claim(job_id, str(exc))
         if attempts >= services.settings.max_submit_attempts:
             finish_job(
@@ -127,6 +154,10 @@ def submit_job(
     if admission.probe and breaker is not None and breaker.probe_accepted(job_id, now):
         emit(Metric.SUBMIT_BREAKER_OPEN, 0)
         logger.info("credit breaker closed: a probe was accepted, submissions resume")
+    if pressure is not None and pace.rate is not None:
+        recovered = pressure.speed_up()
+        if recovered is not None:
+            emit(Metric.SUBMIT_RATE, recovered)
     polling_url = services.openrouter.poll_url(accepted.polling_url, accepted.id)
     job = store.mark_submitted(job_id, accepted, polling_url)
     annotate_job(job_id, accepted.id)
@@ -143,30 +174,51 @@ def _probe_told_nothing(services: Services, job_id: str, now: float, admission: 
         services.breaker.probe_inconclusive(job_id, now)
 
 
+def _pace(services: Services, now: float) -> Pace:
+    """A token from the shared submission rate (videogen.pressure); a short wait is waited here."""
+    pressure = services.pressure
+    if pressure is None:
+        return Pace(go=True)
+    pace = pressure.take(now)
+    waited = 0.0
+    while not pace.go and waited + pace.wait_seconds <= IN_INVOCATION_WAIT_SECONDS:
+        time.sleep(pace.wait_seconds)
+        waited += pace.wait_seconds
+        pace = pressure.take(time.time())
+    return pace
+
+
 def _pause(
-    services: Services, job_id: str, wait_seconds: float, reason: str | None, paused_since: float | None, now: float
+    services: Services,
+    job_id: str,
+    wait_seconds: float,
+    reason: str | None,
+    paused_since: float | None,
+    now: float,
+    *,
+    breaker: bool = False,
 ) -> SubmitResult:
-    """Put the job's message back on the queue until the breaker's next probe, or end the job when it has
-    waited for credits longer than the settings allow (unsubmitted: nothing was billed)."""
+    """Put the job's message back on the queue for ``wait_seconds`` (the breaker's next probe, a Retry-After,
+    a token's time), or end the job when it has waited longer than the settings allow (unsubmitted: nothing
+    was billed)."""
     since = paused_since if paused_since is not None else now
     limit = services.settings.submit_pause_limit_seconds
     if now - since > limit:
+        why = f"refused submissions for the account ({reason})" if breaker else f"pushed back ({reason})"
         finish_job(
             services,
             job_id,
             JobStatus.FAILED,
-            error=(
-                f"not submitted: OpenRouter refused submissions for the account ({reason}) for over "
-                f"{limit / 3600:g} h; nothing was sent or billed"
-            ),
+            error=f"not submitted: OpenRouter {why} for over {limit / 3600:g} h; nothing was sent or billed",
         )
         return SubmitResult.FAILED
-    # Jitter spreads the messages that come back at the probe time; at least a second, at most SQS's 15 min.
+    # Jitter spreads the messages that come back together; at least a second, at most SQS's 15 minutes.
     delay = round(min(900.0, max(1.0, wait_seconds) * random.uniform(1.0, 1.2)))
     services.queue.defer(job_id, delay, since)
     emit(Metric.SUBMISSIONS_PAUSED, reason=reason or "unknown")
-    emit(Metric.SUBMIT_BREAKER_OPEN, 1)
-    logger.info("submission paused by the credit breaker", extra={"reason": reason, "delay_seconds": delay})
+    if breaker:
+        emit(Metric.SUBMIT_BREAKER_OPEN, 1)
+    logger.info("submission paused", extra={"reason": reason, "delay_seconds": delay})
     return SubmitResult.PAUSED
 
 
