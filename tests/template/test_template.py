@@ -208,6 +208,43 @@ def test_is_a_sam_template_with_the_documented_parameters(template: dict[str, An
     assert "lowercase" in template["Description"], "the description must say the stack name must be lowercase"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://openrouter.ai",
+        "https://openrouter.ai/",
+        "https://openrouter.ai/api/v1",
+        "https://openrouter.ai/api/v1/",
+        "https://proxy.example.com/openrouter",
+        "https://proxy.example.com/openrouter/api/v1",
+        "https://proxy.example.com/apis/v1",
+        "https://openrouter.ai/api",
+        "https://openrouter.ai/api/",
+        "https://openrouter.ai/api/v2",
+        "https://openrouter.ai/api/v1/api/v1",
+        "https://openrouter.ai/api/api/v1",
+        "https://proxy.example.com/api/openrouter",
+        "https://openrouter.ai/?a=1",
+        "https://openrouter.ai#x",
+        "http://openrouter.ai",
+        "openrouter.ai",
+    ],
+)
+def test_the_base_url_parameter_refuses_at_deploy_what_the_functions_would_refuse(
+    template: dict[str, Any], url: str
+) -> None:
+    from videogen.settings import openrouter_base
+
+    # CloudFormation matches AllowedPattern against the whole value (Java regex; this one reads the same in re).
+    allowed = re.fullmatch(template["Parameters"]["OpenRouterBaseUrl"]["AllowedPattern"], url) is not None
+    try:
+        openrouter_base(url)
+        accepted = url.startswith("https://")  # the stack talks to OpenRouter over TLS only
+    except ValueError:
+        accepted = False
+    assert allowed == accepted, url
+
+
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     for name in (
