@@ -1057,6 +1057,37 @@ def test_key_authorizer_caches_per_key_and_answers_in_openrouters_envelope(resou
     assert responses["THROTTLED"]["StatusCode"] == throttled["error"]["code"] == 429
 
 
+def test_throttling_and_unknown_routes_answer_in_both_apis_error_shape_locally_as_deployed(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    from videogen_local.localmode import front_door, throttle
+
+    props = resources["VideosApi"]["Properties"]
+    responses = props["GatewayResponses"]
+    gateway_bodies = (
+        ("THROTTLED", throttle.THROTTLED_BODY),
+        ("MISSING_AUTHENTICATION_TOKEN", front_door.NOT_FOUND_BODY),
+    )
+    for name, body in gateway_bodies:
+        assert responses[name]["StatusCode"] == body["error"]["code"], name
+        assert json.loads(responses[name]["ResponseTemplates"]["application/json"]) == body, name
+    # An unknown route is a 404 (not the default bare 403), with error.message as the IAM API's clients read it.
+    assert front_door.NOT_FOUND_BODY["error"]["code"] == 404 and front_door.NOT_FOUND_BODY["error"]["message"]
+    # The local front door throttles as the stage does.
+    [settings] = props["MethodSettings"]
+    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
+    assert settings["ThrottlingRateLimit"] == throttle.DEFAULT_RATE
+    assert settings["ThrottlingBurstLimit"] == throttle.DEFAULT_BURST
+    # ... and knows the template's routes, so that it answers the gateway's 404 for the same requests.
+    declared = {
+        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        for function in functions
+        for event in _events(functions, function).values()
+        if event["Type"] == "Api" and event["Properties"].get("RestApiId") == {"Ref": "VideosApi"}
+    }
+    assert declared == front_door.ROUTES
+
+
 def test_keys_table(resources: dict[str, Any], template: dict[str, Any]) -> None:
     table = resources["KeysTable"]
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
