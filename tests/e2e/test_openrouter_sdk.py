@@ -14,7 +14,7 @@ import pytest
 from openrouter import OpenRouter, errors
 from openrouter.utils import BackoffStrategy, RetryConfig
 
-from tests.e2e.conftest import VIDEOGEN, Served
+from tests.e2e.conftest import VIDEOGEN, Served, serve
 from tests.support.images import reference_png
 
 pytestmark = pytest.mark.e2e
@@ -143,3 +143,16 @@ def test_a_tenant_over_its_budget_gets_the_sdks_payment_required_error(served: S
     assert after["month"]["reserved_usd"] + after["month"]["spent_usd"] <= 0.08
     record = served.job_record(first.id)
     assert record is not None and float(record["estimated_cost_usd"]) > 0
+
+
+def test_the_gateways_throttling_is_the_sdks_too_many_requests_error(tmp_path: Any) -> None:
+    # A serve of its own with a tiny stage limit (deployed: 50 rps, burst 100), so a few quick calls exceed it.
+    with serve(tmp_path / "stderr.log", extra_env={"VIDEOGEN_API_THROTTLE": "1,1"}) as throttled:
+        issued = keys(throttled, "create", "--tenant", f"sdk-{uuid.uuid4().hex[:8]}")
+        with sdk(throttled, issued["key"]) as client, pytest.raises(errors.TooManyRequestsResponseError) as raised:
+            for _ in range(10):
+                client.video_generation.generate(model="bytedance/seedance-2.0-fast", prompt="quickly", duration=4)
+    # The template's THROTTLED gateway response, in OpenRouter's envelope as its SDK reads it.
+    assert raised.value.data.error.code == 429
+    assert raised.value.data.error.message == "Too many requests: slow down and retry"
+    assert raised.value.raw_response.status_code == 429

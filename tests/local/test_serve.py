@@ -65,8 +65,9 @@ def test_serve_prints_one_json_line_and_stops_cleanly(signum: signal.Signals, tm
             assert set(info) >= REQUIRED, REQUIRED - set(info)
             assert info["simulator"] is True and info["region"] == "us-east-1"
             assert info["api_url"].startswith("http://127.0.0.1:") and info["api_url"].endswith("/v1")
-            # The front door answers (the function decides the status: an unknown route is its 404).
-            assert httpx.get(f"{info['api_url']}/no-such-route", timeout=30).status_code < 500
+            # The front door answers: an unknown route with the gateway's own 404, a route through its function.
+            assert httpx.get(f"{info['api_url']}/no-such-route", timeout=30).status_code == 404
+            assert httpx.get(f"{info['api_url']}/health", timeout=30).status_code < 500
             # ... and what Lambda and API Gateway publish for it is in the metrics file before the answer.
             assert info["metrics_file"] == str(tmp_path / "metrics.jsonl")
             lines = Path(info["metrics_file"]).read_text().splitlines()

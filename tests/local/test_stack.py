@@ -269,8 +269,45 @@ def test_front_door_limits_and_integration_errors(stack: tuple[LocalStack, Path]
     calls = len(invocations(log, "api"))
     too_big = httpx.post(f"{local.info['api_url']}/videos", content=b"x" * (1024 * 1024 + 1))
     assert too_big.status_code == 413 and len(invocations(log, "api")) == calls  # refused before the function
-    failed = httpx.get(f"{local.info['api_url']}/explode")
+    failed = httpx.get(f"{local.info['api_url']}/videos/explode")  # a route: the function runs, and fails
     assert failed.status_code == 502 and failed.json() == {"message": "Internal server error"}
+
+
+def test_front_door_answers_the_gateways_404_for_a_path_or_method_without_a_route(
+    stack: tuple[LocalStack, Path],
+) -> None:
+    from videogen_local.localmode.front_door import NOT_FOUND_BODY
+
+    local, log = stack
+    calls = len(invocations(log, "api"))
+    for method, path in (
+        ("GET", "/no-such-route"),
+        ("GET", "/api/v1/chat/completions"),
+        ("DELETE", "/api/v1/videos/abc"),  # a compatible route, but not this method
+        ("GET", "/webhooks/openrouter"),  # the callback takes POST only
+    ):
+        response = httpx.request(method, f"{local.info['api_url']}{path}", headers={"Authorization": "Bearer x"})
+        assert response.status_code == 404 and response.json() == NOT_FOUND_BODY, (method, path)
+    assert len(invocations(log, "api")) == calls  # no function ran, as no authorizer did
+    # ANY routes take every method to the function, which answers 405 itself.
+    assert httpx.request("PATCH", f"{local.info['api_url']}/videos/abc").status_code == 201
+
+
+def test_front_door_throttles_as_the_stage_does(stack: tuple[LocalStack, Path]) -> None:
+    from videogen_local.localmode.throttle import THROTTLED_BODY, TokenBucket
+
+    local, log = stack
+    door = local._front_door
+    saved = door.throttle
+    door.throttle = TokenBucket(rate=0.001, burst=2)
+    try:
+        calls = len(invocations(log, "api"))
+        answers = [httpx.get(f"{local.info['api_url']}/videos/abc") for _ in range(3)]
+        assert [a.status_code for a in answers] == [201, 201, 429]
+        assert answers[2].json() == THROTTLED_BODY
+        assert len(invocations(log, "api")) == calls + 2  # the throttled one never reached the function
+    finally:
+        door.throttle = saved
 
 
 def test_front_door_reads_chunked_bodies_and_repeated_headers(stack: tuple[LocalStack, Path]) -> None:

@@ -208,6 +208,43 @@ def test_is_a_sam_template_with_the_documented_parameters(template: dict[str, An
     assert "lowercase" in template["Description"], "the description must say the stack name must be lowercase"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://openrouter.ai",
+        "https://openrouter.ai/",
+        "https://openrouter.ai/api/v1",
+        "https://openrouter.ai/api/v1/",
+        "https://proxy.example.com/openrouter",
+        "https://proxy.example.com/openrouter/api/v1",
+        "https://proxy.example.com/apis/v1",
+        "https://openrouter.ai/api",
+        "https://openrouter.ai/api/",
+        "https://openrouter.ai/api/v2",
+        "https://openrouter.ai/api/v1/api/v1",
+        "https://openrouter.ai/api/api/v1",
+        "https://proxy.example.com/api/openrouter",
+        "https://openrouter.ai/?a=1",
+        "https://openrouter.ai#x",
+        "http://openrouter.ai",
+        "openrouter.ai",
+    ],
+)
+def test_the_base_url_parameter_refuses_at_deploy_what_the_functions_would_refuse(
+    template: dict[str, Any], url: str
+) -> None:
+    from videogen.settings import openrouter_base
+
+    # CloudFormation matches AllowedPattern against the whole value (Java regex; this one reads the same in re).
+    allowed = re.fullmatch(template["Parameters"]["OpenRouterBaseUrl"]["AllowedPattern"], url) is not None
+    try:
+        openrouter_base(url)
+        accepted = url.startswith("https://")  # the stack talks to OpenRouter over TLS only
+    except ValueError:
+        accepted = False
+    assert allowed == accepted, url
+
+
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     for name in (
@@ -1018,6 +1055,37 @@ def test_key_authorizer_caches_per_key_and_answers_in_openrouters_envelope(resou
         assert json.loads(responses[name]["ResponseTemplates"]["application/json"]) == body, name
     throttled = json.loads(responses["THROTTLED"]["ResponseTemplates"]["application/json"])
     assert responses["THROTTLED"]["StatusCode"] == throttled["error"]["code"] == 429
+
+
+def test_throttling_and_unknown_routes_answer_in_both_apis_error_shape_locally_as_deployed(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    from videogen_local.localmode import front_door, throttle
+
+    props = resources["VideosApi"]["Properties"]
+    responses = props["GatewayResponses"]
+    gateway_bodies = (
+        ("THROTTLED", throttle.THROTTLED_BODY),
+        ("MISSING_AUTHENTICATION_TOKEN", front_door.NOT_FOUND_BODY),
+    )
+    for name, body in gateway_bodies:
+        assert responses[name]["StatusCode"] == body["error"]["code"], name
+        assert json.loads(responses[name]["ResponseTemplates"]["application/json"]) == body, name
+    # An unknown route is a 404 (not the default bare 403), with error.message as the IAM API's clients read it.
+    assert front_door.NOT_FOUND_BODY["error"]["code"] == 404 and front_door.NOT_FOUND_BODY["error"]["message"]
+    # The local front door throttles as the stage does.
+    [settings] = props["MethodSettings"]
+    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
+    assert settings["ThrottlingRateLimit"] == throttle.DEFAULT_RATE
+    assert settings["ThrottlingBurstLimit"] == throttle.DEFAULT_BURST
+    # ... and knows the template's routes, so that it answers the gateway's 404 for the same requests.
+    declared = {
+        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        for function in functions
+        for event in _events(functions, function).values()
+        if event["Type"] == "Api" and event["Properties"].get("RestApiId") == {"Ref": "VideosApi"}
+    }
+    assert declared == front_door.ROUTES
 
 
 def test_keys_table(resources: dict[str, Any], template: dict[str, Any]) -> None:

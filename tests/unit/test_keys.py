@@ -85,3 +85,36 @@ def test_a_key_issued_for_an_iam_role_acts_as_the_role(keys: ApiKeys) -> None:
     assert record is not None and record.owner == "arn:aws:iam::123456789012:role/renderer"
     with pytest.raises(ValueError, match="owner"):
         keys.create("x", iam_owner="tenant:acme")
+
+
+# ------------------------------------------------------------------ `videogen keys --stack NAME`
+
+
+def _stack(name: str, outputs: dict[str, str]) -> None:
+    # moto's CloudFormation: a stack whose only point is its outputs (CloudFormation needs one resource).
+    template = {
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+
+def test_keys_with_stack_find_the_table_from_the_stacks_keys_table_name_output(
+    keys: ApiKeys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from videogen_local.main import main
+
+    _stack("videogen-prod", {"KeysTableName": TABLE, "ApiUrl": "https://x.example/v1"})
+    assert main(["keys", "create", "--tenant", "acme", "--stack", "videogen-prod"]) == 0
+    issued = json.loads(capsys.readouterr().out)
+    assert issued["tenant"] == "acme" and keys.authenticate(issued["key"]) is not None  # in the stack's table
+    assert main(["keys", "list", "--stack", "videogen-prod"]) == 0
+    assert [k["key_id"] for k in json.loads(capsys.readouterr().out)] == [issued["key_id"]]
+
+
+def test_a_stack_without_the_output_is_a_clear_error(keys: ApiKeys) -> None:
+    from videogen_local.main import main
+
+    _stack("videogen-old", {"ApiUrl": "https://x.example/v1"})
+    with pytest.raises(SystemExit, match=r"^stack videogen-old has no KeysTableName output \(deployed before"):
+        main(["keys", "list", "--stack", "videogen-old"])

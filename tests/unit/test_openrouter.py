@@ -197,7 +197,18 @@ def test_the_base_url_is_understood_in_both_forms(given: str, used: str) -> None
 
 
 @pytest.mark.parametrize(
-    "given", ["https://openrouter.ai/api", "https://openrouter.ai/api/v2", "openrouter.ai", "https://x/?a=1"]
+    "given",
+    [
+        "https://openrouter.ai/api",
+        "https://openrouter.ai/api/v2",
+        "openrouter.ai",
+        "https://x/?a=1",
+        # The SDK's suffix given twice: stripping it once must not leave a path that still has /api in it.
+        "https://openrouter.ai/api/v1/api/v1",
+        "https://openrouter.ai/api/v1/api/v1/",
+        "https://openrouter.ai/api/api/v1",
+        "https://proxy.example.com/openrouter/api/v1/api/v1",
+    ],
 )
 def test_a_base_url_that_cannot_be_read_is_refused_at_start_up(given: str) -> None:
     from pydantic import ValidationError
@@ -206,3 +217,10 @@ def test_a_base_url_that_cannot_be_read_is_refused_at_start_up(given: str) -> No
 
     with pytest.raises(ValidationError, match="OPENROUTER_BASE_URL"):
         Settings.from_env({"OPENROUTER_BASE_URL": given})
+
+
+def test_the_sdk_suffix_given_twice_is_refused_with_a_message_that_says_so() -> None:
+    from videogen.settings import openrouter_base
+
+    with pytest.raises(ValueError, match="/api/v1 at most once"):
+        openrouter_base("https://openrouter.ai/api/v1/api/v1")

@@ -30,13 +30,14 @@ def openrouter_base(url: str) -> str:
         )
     if parts.query or parts.fragment:
         raise ValueError(f"OPENROUTER_BASE_URL takes no query or fragment, got {url!r}")
-    path = parts.path.rstrip("/")
-    if path.endswith("/api/v1"):
-        path = path.removesuffix("/api/v1")
-    elif path.endswith("/api") or "/api/" in path:
+    # The SDK's suffix is taken off once; what is left is then checked like any other path, so that
+    # ``…/api/v1/api/v1`` (the suffix given twice) is refused instead of building ``/api/v1/api/v1/videos``.
+    path = parts.path.rstrip("/").removesuffix("/api/v1").rstrip("/")
+    if path.endswith("/api") or "/api/" in path:
         raise ValueError(
             f"OPENROUTER_BASE_URL {url!r}: give the origin (https://openrouter.ai) or the SDK's server URL "
-            "(https://openrouter.ai/api/v1); the service adds /api/v1/... itself"
+            "(https://openrouter.ai/api/v1), with /api/v1 at most once and no other /api path; "
+            "the service adds /api/v1/... itself"
         )
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 

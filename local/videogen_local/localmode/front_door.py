@@ -4,8 +4,10 @@ Each HTTP request becomes an API Gateway REST proxy event, the ``api`` function 
 moto's Lambda API (as API Gateway invokes it), and the proxy response is written back. The caller's
 identity, which API Gateway takes from the SigV4 signature, comes from the signing key when the request
 is signed (iam_identity.py), else from the X-Videogen-Caller header. The OpenRouter-compatible routes go
-through the key authorizer first (authorizer.py). With AWS faults on (chaos runs), a share of the answers
-is dropped after the function ran: the connection is closed without a response
+through the key authorizer first (authorizer.py). Stage throttling (throttle.py) answers the template's 429
+before anything else runs, and a route the template does not declare gets the gateway's 404 (its
+MISSING_AUTHENTICATION_TOKEN response) without any function being invoked. With AWS faults on (chaos runs),
+a share of the answers is dropped after the function ran: the connection is closed without a response
 (aws_faults.AwsFaults.drop_response), and the caller has to retry.
 """
 
@@ -24,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from videogen_local.localmode import metrics
 from videogen_local.localmode.authorizer import LocalAuthorizer
 from videogen_local.localmode.iam_identity import InvalidSignature, SigV4Identities
+from videogen_local.localmode.throttle import THROTTLED_BODY, TokenBucket
 
 if TYPE_CHECKING:
     from videogen_local.localmode.aws_faults import AwsFaults
@@ -33,6 +36,39 @@ STAGE = "v1"
 # OpenRouter's callbacks: a public route (template: Auth NONE) to its own function, the signature its only auth.
 CALLBACK_PATH = "/webhooks/openrouter"
 DEFAULT_CALLER = "arn:aws:iam::123456789012:user/local-developer"
+# The routes of template.yaml (method, resource), as API Gateway matches them (tests/template checks they
+# agree); ANY takes every method. Anything else never reaches a function there: the gateway answers itself.
+ROUTES = frozenset(
+    {
+        ("POST", "/batches"),
+        ("GET", "/batches/{id}"),
+        ("DELETE", "/batches/{id}"),
+        ("GET", "/batches/{id}/jobs"),
+        ("POST", "/videos"),
+        ("GET", "/videos"),
+        ("GET", "/videos/{id}"),
+        ("DELETE", "/videos/{id}"),
+        ("ANY", "/videos"),  # every other method, for the function's 405
+        ("ANY", "/videos/{id}"),
+        ("GET", "/models"),
+        ("GET", "/health"),
+        ("POST", "/api/v1/videos"),
+        ("GET", "/api/v1/videos/models"),
+        ("GET", "/api/v1/videos/{id}"),
+        ("GET", "/api/v1/videos/{id}/content"),
+        ("GET", "/webhooks/secret"),
+        ("POST", "/webhooks/secret/rotate"),
+        ("GET", "/api/v1/webhooks/secret"),
+        ("POST", "/api/v1/webhooks/secret/rotate"),
+        ("GET", "/operator/videos/{id}"),
+        ("GET", "/openapi.json"),
+        ("POST", CALLBACK_PATH),
+    }
+)
+# The template's MISSING_AUTHENTICATION_TOKEN GatewayResponse (API Gateway's answer to a path or method it
+# has no route for, by default a bare 403 "Missing Authentication Token"): a 404 in a shape both APIs'
+# clients read, OpenRouter's envelope with the IAM API's error.message (tests/template checks they agree).
+NOT_FOUND_BODY = {"error": {"code": 404, "message": "Resource not found", "metadata": None}}
 
 
 def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
@@ -51,6 +87,12 @@ def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
         if parts[4] == "content":
             return "/api/v1/videos/{id}/content", {"id": parts[3]}
     return "/" + "/".join(parts), None
+
+
+def is_routed(method: str, path: str) -> bool:
+    """Whether the template declares a route for this request (``path`` without the stage)."""
+    resource, _ = resource_for(path)
+    return (method, resource) in ROUTES or ("ANY", resource) in ROUTES
 
 
 def is_compatible(path: str) -> bool:
@@ -147,11 +189,13 @@ class FrontDoor:
         authorizer: LocalAuthorizer | None = None,
         faults: AwsFaults | None = None,
         public_routes: Mapping[str, str] | None = None,
+        throttle: TokenBucket | None = None,
     ) -> None:
         """``api_name``: the API's name in the template, the dimension of its local AWS/ApiGateway metrics.
         ``identities``: who signed a signed request (without it, only X-Videogen-Caller names the caller).
         ``authorizer``: the key authorizer of the compatible routes. ``faults``: drops a share of the
-        answers after the function ran. ``public_routes``: path → function, reached without IAM or a key."""
+        answers after the function ran. ``public_routes``: path → function, reached without IAM or a key.
+        ``throttle``: the stage's token bucket (None: no throttling)."""
         door = self
         self.identities = identities
         self.authorizer = authorizer
@@ -174,6 +218,18 @@ class FrontDoor:
                     self._reply(refused.status, {"Content-Type": "application/json"}, json.dumps(error))
                     self.close_connection = True
                     return
+                if door.throttle is not None and not door.throttle.take():
+                    # As API Gateway: throttled before the signature, the authorizer or the function; the
+                    # body was read all the same, so the connection stays usable.
+                    door.record(429, started)
+                    self._reply(429, {"Content-Type": "application/json"}, json.dumps(THROTTLED_BODY))
+                    return
+                path = urlsplit(self.path).path.removeprefix(f"/{STAGE}")
+                if not is_routed(self.command, path):
+                    # No route, no authorization: API Gateway answers before the signature or a key is looked at.
+                    door.record(404, started)
+                    self._reply(404, {"Content-Type": "application/json"}, json.dumps(NOT_FOUND_BODY))
+                    return
                 try:
                     signer = door.identities.principal(dict(self.headers.items())) if door.identities else None
                 except InvalidSignature:
@@ -182,7 +238,6 @@ class FrontDoor:
                     self._reply(403, {"Content-Type": "application/json"}, json.dumps(message))
                     return
                 authorized: dict[str, Any] | None = None
-                path = urlsplit(self.path).path.removeprefix(f"/{STAGE}")
                 public_function = door.public_routes.get(path)
                 if public_function is not None:
                     event = proxy_event(
@@ -257,8 +312,8 @@ class FrontDoor:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            # Every method (TRACE, QUERY, ...) reaches the function, as with API Gateway's proxy: the
-            # function answers 404 itself, where http.server would answer 501.
+            # Every method (TRACE, QUERY, ...) is served, where http.server would answer 501: the routes of
+            # ANY take it to the function (which answers 405), the others get the gateway's 404.
             def __getattr__(self, name: str) -> Any:
                 if name.startswith("do_"):
                     return self._serve
@@ -266,6 +321,7 @@ class FrontDoor:
 
         self._lambda = lambda_client
         self.faults = faults
+        self.throttle = throttle
         self.public_routes = dict(public_routes or {})
         self._function = function_name
         self._api_name = api_name

@@ -29,6 +29,7 @@ from videogen_local.localmode.iam_identity import SigV4Identities
 from videogen_local.localmode.names import Names
 from videogen_local.localmode.sqs_poller import SqsPoller
 from videogen_local.localmode.stream_poller import StreamPoller, StreamSource, lambda_invoker
+from videogen_local.localmode.throttle import DEFAULT_BURST, DEFAULT_RATE, TokenBucket, parse_throttle
 
 log = logging.getLogger("videogen.local")
 SIMULATOR_KEY = "sk-sim-local-0000000000000000"
@@ -93,6 +94,9 @@ class LocalStackConfig:
     queue_sample_seconds: float = 2.0
     # The key authorizer's cache (template: ReauthorizeEvery, 60 s): a revoked key works until it expires.
     key_authorizer_cache_seconds: float = 60.0
+    # Stage throttling (template: MethodSettings, 50 rps, burst 100) as (rate, burst); None: off.
+    # VIDEOGEN_API_THROTTLE="rate,burst" (tests use a tiny one to see the gateway's 429) or "off".
+    api_throttle: tuple[float, int] | None = (DEFAULT_RATE, DEFAULT_BURST)
     # Reference preflight (videogen.preflight), on as deployed; allow_private lets it fetch loopback and plain
     # http (tests, simulators), which the deployed rules refuse.
     preflight: bool = True
@@ -130,6 +134,8 @@ class LocalStackConfig:
             config.aws_fault_file = Path(os.environ["VIDEOGEN_AWS_FAULT_FILE"])
         if os.environ.get("VIDEOGEN_KEY_AUTHORIZER_CACHE_SECONDS"):
             config.key_authorizer_cache_seconds = float(os.environ["VIDEOGEN_KEY_AUTHORIZER_CACHE_SECONDS"])
+        if os.environ.get("VIDEOGEN_API_THROTTLE"):
+            config.api_throttle = parse_throttle(os.environ["VIDEOGEN_API_THROTTLE"])
         if os.environ.get("VIDEOGEN_SIM_SECONDS_TO_COMPLETE"):
             config.simulator_seconds_to_complete = float(os.environ["VIDEOGEN_SIM_SECONDS_TO_COMPLETE"])
         if os.environ.get("VIDEOGEN_SIM_RENDER_HEIGHT"):
@@ -413,6 +419,7 @@ class LocalStack:
             ),
             faults=self._faults,
             public_routes={CALLBACK_PATH: self.names.function("openrouter_callback")},
+            throttle=TokenBucket(*self.config.api_throttle) if self.config.api_throttle else None,
         )
         self._front_door.start()
         if self.config.metrics_file is not None:
