@@ -67,18 +67,25 @@ def test_an_end_to_end_run_emits_every_catalogued_metric(served: Served) -> None
             post(request("observability: refused [sim:reject=403]")).json()["id"],
         ]
         assert post(request("observability: invalid", duration=1)).status_code == 422
+        # OpenRouter pushing back once: the shared submission rate slows down (SubmitRate) and comes back.
+        served.wait_job(jobs[0])
+        sim = served.info["openrouter_base_url"]
+        httpx.post(f"{sim}/_sim/pushback", json={"next": 1}).raise_for_status()
+        jobs.append(post(request("observability: pushed back once")).json()["id"])
+        served.wait_job(jobs[-1])
         # Out of credits for a moment: the credit breaker pauses a job (SubmissionsPaused, SubmitBreakerOpen)
         # and a probe resumes it once they are back.
-        served.wait_job(jobs[0])
         httpx.post(credits, json={"out": True}).raise_for_status()
         try:
             jobs.append(post(request("observability: waits for credits")).json()["id"])
-            wait_until(lambda: '"SubmissionsPaused"' in log_path.read_text(), 30)
+            wait_until(
+                lambda: served.api("GET", "/health", headers=caller).json()["submission"]["state"] != "closed", 30
+            )
         finally:
             httpx.post(credits, json={"out": False}).raise_for_status()
         # The outcome metrics come from the outbox relay, after the terminal write: wait for its announcement.
         outcomes = [served.wait_announced(job_id)["status"] for job_id in jobs]
-        assert outcomes == ["completed", "failed", "failed", "completed"]
+        assert outcomes == ["completed", "failed", "failed", "completed", "completed"]
         # The deliver function's metrics are flushed as its invocation ends, after the receiver answered.
         wait_until(lambda: '"WebhookDeliveries"' in log_path.read_text(), 30)
     refused = served.job_record(jobs[2])

@@ -21,6 +21,9 @@
   out every submission is refused as OpenRouter refuses them: ``402`` insufficient credits, ``402`` with
   ``limit_source: openrouter_in_flight_budget`` and ``Retry-After`` ("in_flight"), or ``403`` over the
   key's limit ("key_limit"). Refusals are counted in ``stats()["credit_refusals"]``.
+* Pushback (``set_pushback``, or ``POST /_sim/pushback``): the next ``next`` submissions, and a share ``rate`` of
+  all of them, are answered ``429`` with ``Retry-After: 1`` (none creates a job); counted in
+  ``stats()["pushbacks"]``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -197,6 +202,12 @@ class OpenRouterSimulator:
         self.jobs: dict[str, SimJob] = {}
         self.submissions = 0
         self.credits = Credits()
+        self.pushback_next = 0
+        # Submissions being answered right now, and the most at once: what ScalingConfig.MaximumConcurrency bounds.
+        self.submissions_in_flight = 0
+        self.peak_submissions_in_flight = 0
+        self.pushback_rate = 0.0
+        self.pushbacks = 0
         self.faults: dict[str, int] = {}
         self._random = random.Random(self.config.fault_seed)
         self._lock = threading.Lock()
@@ -237,6 +248,33 @@ class OpenRouterSimulator:
         with self._lock:
             self.credits.out, self.credits.kind, self.credits.retry_after = out, kind, retry_after
 
+    def set_pushback(self, next_submissions: int = 0, rate: float = 0.0) -> None:
+        """Answer the next ``next_submissions`` submissions, and a share ``rate`` of all, with 429."""
+        if next_submissions < 0 or not 0.0 <= rate <= 1.0:
+            raise ValueError("next must be >= 0 and rate within 0..1")
+        with self._lock:
+            self.pushback_next, self.pushback_rate = next_submissions, rate
+
+    def _pushback(self) -> bool:
+        with self._lock:
+            if self.pushback_next > 0:
+                self.pushback_next -= 1
+            elif not (self.pushback_rate and self._random.random() < self.pushback_rate):
+                return False
+            self.pushbacks += 1
+            return True
+
+    @contextmanager
+    def submission_in_flight(self) -> Iterator[None]:
+        with self._lock:
+            self.submissions_in_flight += 1
+            self.peak_submissions_in_flight = max(self.peak_submissions_in_flight, self.submissions_in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.submissions_in_flight -= 1
+
     def _credit_refusal(self) -> tuple[int, dict[str, Any], dict[str, str]] | None:
         with self._lock:
             return self.credits.refusal()
@@ -269,6 +307,8 @@ class OpenRouterSimulator:
                 "faults": dict(sorted(self.faults.items())),
                 "credits_out": self.credits.out,
                 "credit_refusals": self.credits.refusals,
+                "pushbacks": self.pushbacks,
+                "peak_submissions_in_flight": self.peak_submissions_in_flight,
                 "jobs": {
                     job.id: {
                         "prompt": job.request.get("prompt"),
@@ -536,6 +576,21 @@ class OpenRouterSimulator:
                             return self._json(*_error(400, f"credits: {exc}"))
                     credits = simulator.credits
                     return self._json(200, {"out": credits.out, "kind": credits.kind, "refusals": credits.refusals})
+                if url.path == "/_sim/pushback":  # test hook: answer submissions with 429
+                    if self.command == "POST":
+                        try:
+                            wanted = json.loads(raw or b"{}")
+                            simulator.set_pushback(int(wanted.get("next", 0)), float(wanted.get("rate", 0.0)))
+                        except (ValueError, TypeError) as exc:
+                            return self._json(*_error(400, f"pushback: {exc}"))
+                    return self._json(
+                        200,
+                        {
+                            "next": simulator.pushback_next,
+                            "rate": simulator.pushback_rate,
+                            "pushbacks": simulator.pushbacks,
+                        },
+                    )
                 if parts[:3] != ["api", "v1", "videos"]:
                     return self._json(*_error(404, "Resource not found"))
                 if parts[3:] == ["models"] and self.command == "GET":
@@ -546,17 +601,8 @@ class OpenRouterSimulator:
                 if auth != f"Bearer {simulator.config.api_key}":
                     return self._json(*_error(401, "Invalid API key"))
                 if parts[3:] == [] and self.command == "POST":
-                    try:
-                        body = json.loads(raw or b"null")
-                    except ValueError:
-                        return self._json(*_error(400, "Invalid request parameters: body is not JSON"))
-                    refused = simulator._credit_refusal()
-                    if refused is not None:
-                        return self._json(refused[0], refused[1], headers=refused[2])
-                    # A slow or dropped submit still creates the job: the caller cannot know it was accepted.
-                    if self._inject("submit", on_time=lambda: simulator._submit(body)):
-                        return None
-                    return self._json(*simulator._submit(body))
+                    with simulator.submission_in_flight():
+                        return self._submit(raw)
                 job = simulator.jobs.get(parts[3]) if len(parts) > 3 else None
                 if job is None:
                     return self._json(*_error(404, "Resource not found"))
@@ -579,6 +625,21 @@ class OpenRouterSimulator:
                         return None
                     return self._video(job.video)
                 return self._json(*_error(404, "Resource not found"))
+
+            def _submit(self, raw: bytes) -> None:
+                try:
+                    body = json.loads(raw or b"null")
+                except ValueError:
+                    return self._json(*_error(400, "Invalid request parameters: body is not JSON"))
+                if simulator._pushback():
+                    return self._json(*_error(429, "Rate limit exceeded"), headers={"Retry-After": "1"})
+                refused = simulator._credit_refusal()
+                if refused is not None:
+                    return self._json(refused[0], refused[1], headers=refused[2])
+                # A slow or dropped submit still creates the job: the caller cannot know it was accepted.
+                if self._inject("submit", on_time=lambda: simulator._submit(body)):
+                    return None
+                return self._json(*simulator._submit(body))
 
             def _content(self) -> None:
                 url = urlsplit(self.path)
