@@ -55,9 +55,21 @@ def _one_batch(info: dict[str, Any], jobs: int, pushback_rate: float, timeout: f
     simulator = info["openrouter_base_url"]
     run_id = uuid.uuid4().hex[:8]
     key = f"requests/bench-pressure-{run_id}.jsonl"
+    # One product photo in the service bucket for every line (a catalogue's lines would each name their own).
+    from videogen_local.sim.render import backpack_png
+
+    reference_key = f"references/bench-{run_id}.png"
+    s3.put_object(Bucket=info["bucket"], Key=reference_key, Body=backpack_png(96), ContentType="image/png")
+    reference = [{"type": "image_url", "image_url": {"url": f"s3://{info['bucket']}/{reference_key}"}}]
     manifest = "".join(
         json.dumps(
-            {"prompt": f"bench {run_id} product {n}", "duration": 4, "resolution": "480p", "client_ref": f"sku-{n}"}
+            {
+                "prompt": f"bench {run_id} product {n}",
+                "duration": 4,
+                "resolution": "480p",
+                "input_references": reference,
+                "client_ref": f"sku-{n}",
+            }
         )
         + "\n"
         for n in range(1, jobs + 1)
