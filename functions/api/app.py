@@ -245,6 +245,16 @@ def operator_get_video(job_id: str) -> Response[dict[str, Any]]:
     return Response(200, content_types.APPLICATION_JSON, _view(job))
 
 
+@app.get("/operator/batches/<batch_id>")
+def operator_get_batch(batch_id: str) -> Response[dict[str, Any]]:
+    """Any batch, whoever owns it (the S3 door's batches are owned by ``s3:<bucket>``); IAM decides who may
+    call it, as for /operator/videos."""
+    batch = batches.batch_store(get_services()).get(batch_id)
+    if batch is None:
+        return _error(404, f"no batch {batch_id}")
+    return Response(200, content_types.APPLICATION_JSON, _batch_view(batch))
+
+
 # --- OpenRouter's video API (videogen.compat), for tenant API keys (the key authorizer) -----------------
 
 

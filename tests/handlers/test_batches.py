@@ -91,6 +91,15 @@ def test_an_s3_manifest_is_one_batch_of_jobs_with_its_refused_lines_reported(env
     assert [(e["line"], e["field"]) for e in errors] == [(2, "body"), (5, "duration")]
     receipt = json.loads(client("s3").get_object(Bucket=BUCKET, Key="requests/catalogue.batch.json")["Body"].read())
     assert receipt["status"] == "running" and receipt["lines"] == 6 and receipt["jobs"] == 3
+    # The S3 door's batch has no IAM owner: its owner's routes do not show it, the operator route does.
+    read = copy.deepcopy(sample_event("api_get_video"))
+    read.update(path=f"/batches/{batch_id}", httpMethod="GET")
+    assert invoke("api", read)["statusCode"] == 404
+    read.update(path=f"/operator/batches/{batch_id}")
+    operator_view = invoke("api", read)
+    assert operator_view["statusCode"] == 200 and json.loads(operator_view["body"])["batch_id"] == batch_id
+    read.update(path="/operator/batches/unknown")
+    assert invoke("api", read)["statusCode"] == 404
     assert receipt["counts"] == {"rejected": 2, "pending": 3, **dict.fromkeys(batches.ENDED, 0)}
     assert receipt["errors"] == f"s3://{BUCKET}/requests/catalogue.errors.jsonl"
 

@@ -96,6 +96,10 @@ def test_forged_next_token_is_422_naming_next_token(env: Env, token: str) -> Non
         ("PUT", "/videos/abc", "GET, DELETE"),
         ("PATCH", "/videos/abc", "GET, DELETE"),
         ("POST", "/videos/abc", "GET, DELETE"),
+        ("GET", "/batches", "POST"),
+        ("PUT", "/batches", "POST"),
+        ("PUT", "/batches/b1", "GET, DELETE"),
+        ("POST", "/batches/b1/jobs", "GET"),
     ],
 )
 def test_unsupported_method_is_405_with_allow(env: Env, method: str, path: str, allowed: str) -> None:

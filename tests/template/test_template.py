@@ -501,6 +501,7 @@ API_ROUTES = {
     ("DELETE", "/videos/{id}"),
     ("GET", "/models"),
     ("GET", "/health"),
+    ("GET", "/operator/batches/{id}"),
     ("GET", "/openapi.json"),
     ("GET", "/operator/videos/{id}"),
     ("POST", "/api/v1/videos"),
@@ -519,7 +520,13 @@ API_ROUTES = {
 # OpenRouter's video API, behind the key authorizer instead of IAM.
 COMPATIBLE_ROUTES = {route for route in API_ROUTES if route[1].startswith("/api/v1/")}
 # Every other method on the job paths reaches the function, which answers 405 (explicit methods win over ANY).
-ANY_ROUTES = {("ANY", "/videos"), ("ANY", "/videos/{id}")}
+ANY_ROUTES = {
+    ("ANY", "/videos"),
+    ("ANY", "/videos/{id}"),
+    ("ANY", "/batches"),
+    ("ANY", "/batches/{id}"),
+    ("ANY", "/batches/{id}/jobs"),
+}
 
 
 def test_api_routes(functions: dict[str, dict[str, Any]]) -> None:

@@ -105,6 +105,16 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                     },
                 },
             },
+            "/operator/batches/{id}": {
+                "get": {
+                    "operationId": "operatorGetBatch",
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": _response("The batch, whoever owns it"),
+                        "404": _response("No such batch", _ERROR),
+                    },
+                },
+            },
             # Batches (videogen.batches): a JSON array of requests (each may carry a client_ref) or JSON lines.
             "/batches": {
                 "post": {

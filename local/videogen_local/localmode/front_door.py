@@ -44,6 +44,10 @@ ROUTES = frozenset(
         ("GET", "/batches/{id}"),
         ("DELETE", "/batches/{id}"),
         ("GET", "/batches/{id}/jobs"),
+        ("ANY", "/batches"),  # every other method, for the function's 405
+        ("ANY", "/batches/{id}"),
+        ("ANY", "/batches/{id}/jobs"),
+        ("GET", "/operator/batches/{id}"),
         ("POST", "/videos"),
         ("GET", "/videos"),
         ("GET", "/videos/{id}"),
@@ -81,6 +85,8 @@ def resource_for(path: str) -> tuple[str, dict[str, str] | None]:
         return "/batches/{id}/jobs", {"id": parts[1]}
     if len(parts) == 3 and parts[:2] == ["operator", "videos"]:
         return "/operator/videos/{id}", {"id": parts[2]}
+    if len(parts) == 3 and parts[:2] == ["operator", "batches"]:
+        return "/operator/batches/{id}", {"id": parts[2]}
     if parts[:3] == ["api", "v1", "videos"] and len(parts) in (4, 5) and parts[3] != "models":
         if len(parts) == 4:
             return "/api/v1/videos/{id}", {"id": parts[3]}
