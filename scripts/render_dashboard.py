@@ -269,6 +269,15 @@ def dashboard() -> dict[str, Any]:
             period=60,
         ),
         widget(
+            "Batches: manifest lines made jobs / refused, and batches completed",
+            [
+                search("BatchLines", ["outcome"], label="lines"),
+                [STACK, "BatchesCompleted", "service", "videogen", {"label": "batches completed", "yAxis": "right"}],
+            ],
+            0,
+            70,
+        ),
+        widget(
             "Pressure on OpenRouter: the shared submission rate (per s; none = calm) and paced submissions",
             [
                 custom("SubmitRate", "Minimum", "shared rate (min)", 60),

@@ -86,6 +86,13 @@ def test_an_end_to_end_run_emits_every_catalogued_metric(served: Served) -> None
         # The outcome metrics come from the outbox relay, after the terminal write: wait for its announcement.
         outcomes = [served.wait_announced(job_id)["status"] for job_id in jobs]
         assert outcomes == ["completed", "failed", "failed", "completed", "completed"]
+        # A batch of two lines, one refused (BatchLines by outcome) to its end (BatchesCompleted).
+        batch = served.api(
+            "POST", "/batches", json=[request("observability: a batch line"), {"prompt": ""}], headers=caller
+        )
+        assert batch.status_code == 202, batch.text
+        batch_path = f"/batches/{batch.json()['batch_id']}"
+        wait_until(lambda: served.api("GET", batch_path, headers=caller).json()["status"] == "finished", 90)
         # The deliver function's metrics are flushed as its invocation ends, after the receiver answered.
         wait_until(lambda: '"WebhookDeliveries"' in log_path.read_text(), 30)
     refused = served.job_record(jobs[2])

@@ -49,7 +49,7 @@ from videogen.events import DetailType
 from videogen.intake import BatchLine, RequestIdentity
 from videogen.jobs import BATCH_INDEX, dynamo_values, plain_item
 from videogen.models import TERMINAL_STATUSES, Door, Job, JobStatus, utcnow
-from videogen.observability import logger
+from videogen.observability import Metric, emit, logger
 from videogen.owners import Owner
 from videogen.services import Services, new_job_id
 from videogen.storage import ObjectChanged
@@ -641,7 +641,11 @@ def _work(
 ) -> tuple[str, int]:
     lines = 0
     if not batch.intake_done:
+        before = (batch.accepted, batch.rejected)
         batch, lines, finished = _read_manifest(services, store, batch, seconds_left)
+        for outcome, count in (("accepted", batch.accepted - before[0]), ("rejected", batch.rejected - before[1])):
+            if count > 0:
+                emit(Metric.BATCH_LINES, count, outcome=outcome)
         if receipt is not None:
             receipt(services, batch)
         if not finished:
@@ -888,4 +892,6 @@ def _complete(services: Services, store: BatchStore, batch: Batch) -> Batch:
         {":now": utcnow()},
     )
     logger.info("batch completed", extra={"batch_id": batch.batch_id, "counts": batch.counts})
+    if marked is not None:  # once per batch (a repeat after a crash is not counted again)
+        emit(Metric.BATCHES_COMPLETED)
     return marked or batch

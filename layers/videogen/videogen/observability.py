@@ -84,6 +84,9 @@ class Metric(Enum):
     # rate_limited / no_provider (a 429 / 503) and paced (no token yet) from the adaptive pressure.
     SUBMIT_BREAKER_OPEN = ("SubmitBreakerOpen", MetricUnit.NoUnit, ())
     SUBMISSIONS_PAUSED = ("SubmissionsPaused", MetricUnit.Count, ("reason",))
+    # Batches (videogen.batches): manifest lines made jobs or refused (per invocation's reading), batches ended.
+    BATCH_LINES = ("BatchLines", MetricUnit.Count, ("outcome",))
+    BATCHES_COMPLETED = ("BatchesCompleted", MetricUnit.Count, ())
     # Adaptive pressure (videogen.pressure): the shared submission rate each time it changes (submissions/s).
     SUBMIT_RATE = ("SubmitRate", MetricUnit.NoUnit, ())
 
