@@ -27,6 +27,7 @@ FUNCTIONS = [
     "openrouter-callback",
     "callback-nudge",
     "webhook-deliver",
+    "batch",
 ]
 API = ["ApiName", f"{STACK}-api", "Stage", "v1"]
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
@@ -193,6 +194,7 @@ def dashboard() -> dict[str, Any]:
                 sqs("ApproximateNumberOfMessagesVisible", "outbox-dlq", "outbox DLQ"),
                 sqs("ApproximateNumberOfMessagesVisible", "callback-dlq", "callback DLQ"),
                 sqs("ApproximateNumberOfMessagesVisible", "webhooks-dlq", "webhook DLQ"),
+                sqs("ApproximateNumberOfMessagesVisible", "batch-dlq", "batch DLQ"),
                 [
                     "AWS/Lambda",
                     "IteratorAge",
