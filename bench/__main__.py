@@ -15,7 +15,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import batch_intake, callbacks, cold_start, download, package_size, sizing, throughput, workflow_cost
+from bench import (
+    batch_intake,
+    batch_pressure,
+    callbacks,
+    cold_start,
+    download,
+    package_size,
+    sizing,
+    spend,
+    throughput,
+    workflow_cost,
+)
 from bench.report import markdown, update_readme
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +42,8 @@ FULL: dict[str, Any] = {
     "callbacks": {"jobs": 20, "poll_interval": 30, "generation": (5.0, 65.0)},
     # Issue 14's sizes: lines through the S3 door at 50 lines/s on moto take about 35 minutes for 100,000.
     "batch_lines": [1_000, 100_000],
+    "spend": {"references": 200, "concurrency": 50, "fits": 10},
+    "batch_pressure": {"jobs": 2000, "pushback_rate": 0.3},
 }
 QUICK: dict[str, Any] = {
     "memory_sizes_mib": [6, 12],
@@ -42,6 +55,8 @@ QUICK: dict[str, Any] = {
     "max_polls": 4,
     "callbacks": {"jobs": 2, "poll_interval": 2, "generation": (1.0, 3.0)},
     "batch_lines": [20, 60],
+    "spend": {"references": 20, "concurrency": 8, "fits": 3},
+    "batch_pressure": {"jobs": 8, "pushback_rate": 0.3},
 }
 
 
@@ -87,6 +102,8 @@ def run_all(quick: bool, only: set[str] | None, build: bool) -> dict[str, Any]:
     step("throughput", lambda: throughput.run(plan["jobs"], plan["concurrency"]))
     step("callbacks", lambda: callbacks.run(**plan["callbacks"]))
     step("batch_intake", lambda: batch_intake.run(plan["batch_lines"]))
+    step("spend", lambda: spend.run(**plan["spend"]))
+    step("batch_pressure", lambda: batch_pressure.run(**plan["batch_pressure"]))
     download_peak = None
     if "download_memory" in results["benchmarks"]:
         download_peak = max(run["peak_rss_mib"] for run in results["benchmarks"]["download_memory"]["runs"])

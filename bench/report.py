@@ -110,6 +110,28 @@ def markdown(results: dict[str, Any]) -> str:
             f"| 7 | Batch intake through the S3 door (batch function, one process, moto in another) | {runs}; "
             f"peaks {r['peak_spread_mib']} MiB apart | peaks within {r['target_spread_mib']:g} MiB | {_met(r)} |"
         )
+    if "spend" in b:
+        r = b["spend"]
+        p, race = r["preflight"], r["budget_race"]
+        lines.append(
+            f"| 8 | Spend control: reference preflight per reference (loopback PNG, {p['references']} checks) and "
+            f"the budget race ({race['callers']} callers at once, a budget for {race['budget_fits']}) | preflight "
+            f"p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms (cached {p['cached_ms']} ms); {race['accepted']} accepted, "
+            f"{race['refused_402']} × 402, overspend ${race['overspend_usd']:g} | exactly the budget, no overspend "
+            f"| {_met(r)} |"
+        )
+    if "batch_pressure" in b:
+        r = b["batch_pressure"]
+        lines.append(
+            f"| 9 | A batch of {r['jobs']:,} through the S3 door of local serve, 429 on "
+            f"{r['pushback_rate_first_half']:.0%} of submissions for its first half | {r['ended']:,} ended "
+            f"({r['outcomes'].get('completed', 0):,} completed), {r['lost']} lost, {r['duplicate_submissions']} "
+            f"duplicate submissions, {r['pushbacks_429']} × 429, {r['batch_completed_events']} BatchCompleted "
+            f"(counts match results: {'yes' if r['counts_match_results'] else 'no'}), "
+            f"peak {r['peak_submissions_in_flight']} submissions in flight (max {r['max_concurrency']}); "
+            f"{r['wall_seconds']} s, {r['jobs_per_second']} jobs/s "
+            f"| all end, < {r['target_seconds']:g} s | {_met(r)} |"
+        )
     if "lambda_sizing" in b:
         r = b["lambda_sizing"]
         peaks = ", ".join(f"{f['function']} {f['peak_rss_mib']}" for f in r["functions"])

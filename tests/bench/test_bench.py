@@ -104,3 +104,22 @@ def test_batch_intake_measures_the_batch_function_in_a_process_of_its_own() -> N
     assert result["peak_spread_mib"] == round(
         abs(result["runs"][1]["peak_rss_mib"] - result["runs"][0]["peak_rss_mib"]), 1
     )
+
+
+def test_spend_measures_the_preflight_and_holds_a_budget_under_a_race() -> None:
+    from bench import spend
+
+    result = spend.run(references=20, concurrency=8, fits=3)
+    assert result["preflight"]["fetches"] == 20 and 0 < result["preflight"]["p50_ms"] <= result["preflight"]["p99_ms"]
+    race = result["budget_race"]
+    assert race["accepted"] == 3 and race["refused_402"] == 5 and race["overspend_usd"] == 0 and result["met"]
+
+
+def test_a_batch_under_pushback_ends_every_line_once() -> None:
+    from bench import batch_pressure
+
+    result = batch_pressure.run(jobs=8, pushback_rate=0.5)
+    assert result["ended"] == 8 and result["lost"] == 0 and result["outcomes"] == {"completed": 8}
+    assert result["duplicate_submissions"] == 0 and result["batch_completed_events"] == 1
+    assert result["counts_match_results"] and result["pushbacks_429"] > 0
+    assert result["peak_submissions_in_flight"] <= result["max_concurrency"]
