@@ -42,7 +42,11 @@ def run(references: int = 200, concurrency: int = 50, fits: int = 10) -> dict[st
         local_serve(Path(work) / "serve.log", env=env) as (info, _),
     ):
         race = _race(info, concurrency, fits)
-    return {"preflight": preflight, "budget_race": race, "met": race["overspend_usd"] == 0 and race["accepted"] == fits}
+    return {
+        "preflight": preflight,
+        "budget_race": race,
+        "met": race["overspend_usd"] == 0 and race["accepted"] == fits and race["refused_402"] == concurrency - fits,
+    }
 
 
 def _request(reference: str, prompt: str) -> dict[str, Any]:

@@ -32,6 +32,13 @@ if TYPE_CHECKING:
     from videogen_local.localmode.aws_faults import AwsFaults
 
 MAX_BODY_BYTES = 1024 * 1024
+
+
+class _Listener(ThreadingHTTPServer):
+    # socketserver's default backlog is 5: a burst of callers connecting at once (a service's retry storm, a
+    # budget race) would see connections reset, which API Gateway never does.
+    request_queue_size = 256
+    daemon_threads = True
 STAGE = "v1"
 # OpenRouter's callbacks: a public route (template: Auth NONE) to its own function, the signature its only auth.
 CALLBACK_PATH = "/webhooks/openrouter"
@@ -331,7 +338,7 @@ class FrontDoor:
         self.public_routes = dict(public_routes or {})
         self._function = function_name
         self._api_name = api_name
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _Listener(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/{STAGE}"
