@@ -205,9 +205,78 @@ def serialize_dynamodb_writes() -> None:
             return
         from moto.dynamodb.models import DynamoDBBackend
 
+        DynamoDBBackend.transact_write_items = _rolled_back_by_item(DynamoDBBackend.transact_write_items)
         for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item"):
             setattr(DynamoDBBackend, name, _one_at_a_time(getattr(DynamoDBBackend, name)))
         _serialized = True
+
+
+class _TablesKept:
+    """Stands in for the ``copy`` module in moto.dynamodb.models: moto backs up every table a transaction
+    names with ``copy.deepcopy(table)`` before each transaction (its whole contents, each time: the cost
+    grows with the table, so a run's transactions cost the square of its jobs). A table is handed back
+    as it is, so moto's own rollback puts the same table back; ``_rolled_back_by_item`` keeps and restores
+    what a transaction can change instead. Everything else is the real ``copy``."""
+
+    def __init__(self) -> None:
+        import copy
+
+        self._copy = copy
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        return value if isinstance(value, Table) else self._copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._copy, name)
+
+
+def _rolled_back_by_item(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A cancelled transaction leaves no trace, as on DynamoDB: the items it names (at most 100) are kept
+    before it runs (deep copies: moto updates items in place) and put back if it raises, and the stream
+    records it wrote are dropped (a cancelled transaction writes none). Runs under ``_DYNAMODB_WRITES``."""
+    import copy
+
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    models.copy = _TablesKept()  # type: ignore[assignment]
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        kept: list[tuple[Any, Any, Any, Any]] = []  # (table, hash value, range value or None, item or None)
+        streams: dict[int, tuple[Any, int]] = {}
+        for entry in transact_items if isinstance(transact_items, list) else []:
+            op = next(iter(entry.values()), None) if isinstance(entry, dict) else None
+            if not isinstance(op, dict) or (table := self.tables.get(op.get("TableName"))) is None:
+                continue
+            key: Any = op.get("Item") if "Put" in entry else op.get("Key")
+            try:
+                hash_value = DynamoType(key[table.hash_key_attr])
+                range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            except (KeyError, TypeError):
+                continue  # moto refuses it before writing anything
+            kept.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+            if table.stream_shard is not None:
+                streams.setdefault(id(table), (table.stream_shard, len(table.stream_shard.items)))
+        try:
+            return original(self, transact_items, *args, **kwargs)
+        except Exception:
+            for table, hash_value, range_value, item in reversed(kept):
+                if range_value is not None:
+                    if item is None:
+                        table.items.get(hash_value, {}).pop(range_value, None)
+                    else:
+                        table.items[hash_value][range_value] = item
+                elif item is None:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = item
+            for shard, length in streams.values():
+                del shard.items[length:]
+            raise
+
+    return transact_write_items
 
 
 def _one_at_a_time(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -250,7 +319,9 @@ def _client(service: str) -> Any:
     import boto3
 
     # An explicit AWS endpoint beats AWS_ENDPOINT_URL, so the call is intercepted by mock_aws.
-    host = "s3.amazonaws.com" if service == "s3" else f"{service}.{_REGION}.amazonaws.com"
+    host = {"s3": "s3.amazonaws.com", "dynamodbstreams": f"streams.dynamodb.{_REGION}.amazonaws.com"}.get(
+        service, f"{service}.{_REGION}.amazonaws.com"
+    )
     return boto3.client(
         service,
         region_name=_REGION,
@@ -391,7 +462,69 @@ def check_s3_notification_patch() -> None:
     assert record["s3"]["object"]["eTag"] and len(record["s3"]["object"]["sequencer"]) == 20
 
 
+def check_transaction_rollback_patch() -> None:
+    """A cancelled transaction changes no item and writes no stream record (moto's whole-table backup is
+    replaced by one of the items the transaction names); a transaction that passes is applied."""
+    import botocore.exceptions
+
+    with _mocked_functions({}):
+        ddb, streams = _client("dynamodb"), _client("dynamodbstreams")
+        arn = ddb.create_table(
+            TableName="smoke-tx",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk")],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )["TableDescription"]["LatestStreamArn"]
+        for pk in ("a", "c"):
+            ddb.put_item(TableName="smoke-tx", Item={"pk": {"S": pk}, "sk": {"S": "1"}, "n": {"N": "1"}})
+
+        def records() -> int:
+            shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+            return len(streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
+
+        def transact(condition: str) -> None:
+            ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": "smoke-tx",
+                            "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                            "UpdateExpression": "SET n = n + :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                    {"Put": {"TableName": "smoke-tx", "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+                    {
+                        "ConditionCheck": {
+                            "TableName": "smoke-tx",
+                            "Key": {"pk": {"S": "c"}, "sk": {"S": "1"}},
+                            "ConditionExpression": condition,
+                        }
+                    },
+                ]
+            )
+
+        def items() -> dict[str, Any]:
+            return {i["pk"]["S"]: i.get("n", {}).get("N") for i in ddb.scan(TableName="smoke-tx")["Items"]}
+
+        before = records()
+        try:
+            transact("attribute_not_exists(pk)")
+        except botocore.exceptions.ClientError as exc:
+            assert exc.response["Error"]["Code"] == "TransactionCanceledException", exc.response
+        else:
+            raise AssertionError("a transaction whose condition fails was not cancelled")
+        assert items() == {"a": "1", "c": "1"}, items()
+        assert records() == before, (records(), before)
+        transact("attribute_exists(pk)")
+        assert items() == {"a": "2", "b": None, "c": "1"}, items()
+        assert records() == before + 2, (records(), before)
+
+
 SMOKE_CHECKS: tuple[Callable[[], None], ...] = (
+    check_transaction_rollback_patch,
     check_invoke_patch,
     check_eventbridge_lambda_target_patch,
     check_s3_notification_patch,
