@@ -287,6 +287,101 @@ def _one_at_a_time(method: Callable[..., Any]) -> Callable[..., Any]:
     return serialized
 
 
+def _step_functions_caches() -> None:
+    """moto's Step Functions interpreter redoes two pure things at every step of every execution: it builds
+    a JSONPath parser (ply's tables, read again) for each path it evaluates, and a boto3 client for each
+    Lambda task it invokes. Both are cached here, keyed on everything they depend on: a parsed path is a
+    value (``find`` keeps no state), and the client's settings are moto's constants (its fixed key, the
+    region, the endpoint), and boto3 clients are safe to share between threads."""
+    import functools
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import boto_client, json_path
+
+    json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)  # type: ignore[attr-defined]
+    result_path.parse = functools.lru_cache(maxsize=4096)(result_path.parse)  # type: ignore[attr-defined]
+    build = boto_client.boto_client_for
+    clients: dict[tuple[str, str, bool, str], Any] = {}
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        from moto.core.models import botocore_stubber
+        from moto.settings import moto_server_port
+
+        # state_credentials is not used by moto's builder (it signs with a fixed key) and so not by the key.
+        key = (region, service, bool(botocore_stubber.enabled), str(moto_server_port()))
+        client = clients.get(key)
+        if client is None:
+            client = clients.setdefault(key, build(region, service, state_credentials))
+        return client
+
+    boto_client.boto_client_for = boto_client_for
+    lambda_eval_utils.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+def _has_concurrent_states(states: Any) -> bool:
+    """Whether a definition's States (or a branch's, an iterator's) hold a Map or a Parallel: those keep
+    per-run workers on their components, so a program holding one is never shared between executions."""
+    for state in (states or {}).values() if isinstance(states, dict) else ():
+        if not isinstance(state, dict) or state.get("Type") in ("Map", "Parallel"):
+            return True
+    return False
+
+
+def _warm_heap_keys(component: Any, seen: set[int]) -> None:
+    """Give every component of a parsed program its heap key now: moto draws it on first use, and two
+    executions of one shared program drawing it at once could each keep a different one."""
+    from moto.stepfunctions.parser.asl.component.component import Component
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    if id(component) in seen:
+        return
+    seen.add(id(component))
+    if isinstance(component, EvalComponent):
+        _ = component.heap_key
+    children = vars(component).values() if isinstance(component, Component) else component
+    for child in children:
+        if isinstance(child, Component):
+            _warm_heap_keys(child, seen)
+        elif isinstance(child, list | tuple | set | frozenset):
+            _warm_heap_keys(list(child), seen)
+        elif isinstance(child, dict):
+            _warm_heap_keys(list(child.values()), seen)
+
+
+def _shared_programs() -> None:
+    """moto parses the state machine's definition (an ANTLR grammar, in Python) at the start of every
+    execution: a tenth of a local job's time. The parsed program is shared between the executions of one
+    definition instead: its components keep nothing of a run (each execution's state lives in its own
+    Environment), save the heap keys, drawn here once, and Map and Parallel states, whose definitions are
+    parsed per execution as before."""
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    original = ExecutionWorker._get_evaluation_entrypoint
+    programs: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def get_evaluation_entrypoint(self: Any) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        program = programs.get(definition) if isinstance(definition, str) else None
+        if program is not None:
+            return program
+        try:
+            shareable = isinstance(definition, str) and not _has_concurrent_states(json.loads(definition)["States"])
+        except (ValueError, KeyError, TypeError):
+            shareable = False
+        if not shareable:
+            return original(self)
+        with lock:
+            if definition not in programs:
+                program = original(self)
+                _warm_heap_keys(program, set())
+                programs[definition] = program
+            return programs[definition]
+
+    ExecutionWorker._get_evaluation_entrypoint = get_evaluation_entrypoint  # type: ignore[method-assign]
+
+
 class _NotPlain(Exception):
     """An attribute value the fast path does not know: moto's own serializer takes it."""
 
@@ -369,7 +464,9 @@ def apply() -> None:
         s3_notifications._get_s3_event = _s3_event_with_sequencer(s3_notifications._get_s3_event)
         # The ASL interpreter logs every caught error at ERROR level; our Catch paths are expected.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+        _step_functions_caches()
         _fast_attribute_values()
+        _shared_programs()
         _applied = True
     serialize_dynamodb_writes()
 
