@@ -382,6 +382,16 @@ def _shared_programs() -> None:
     ExecutionWorker._get_evaluation_entrypoint = get_evaluation_entrypoint  # type: ignore[method-assign]
 
 
+def _moto_modules_listed_once() -> None:
+    """moto's server lists its package directory (a listdir and an isdir per entry), under the lock every
+    request's dispatch takes, to route each request: the installed package does not change while local
+    serve runs, so it is listed once."""
+    from moto import backends
+
+    listed = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: listed
+
+
 class _NotPlain(Exception):
     """An attribute value the fast path does not know: moto's own serializer takes it."""
 
@@ -467,6 +477,7 @@ def apply() -> None:
         _step_functions_caches()
         _fast_attribute_values()
         _shared_programs()
+        _moto_modules_listed_once()
         _applied = True
     serialize_dynamodb_writes()
 
