@@ -147,3 +147,28 @@ def test_a_job_whose_reference_host_hangs_does_not_stall_other_jobs(sim: OpenRou
 
 def test_stop_without_start_returns() -> None:
     OpenRouterSimulator(SimulatorConfig(api_key=KEY)).stop()
+
+
+def test_renders_are_cached_per_distinct_request_and_match_an_uncached_render() -> None:
+    config = SimulatorConfig(api_key=KEY, polls_to_complete=1, max_render_height=144)
+    with OpenRouterSimulator(config) as cached:
+        first, again = (submit(cached, body(f"job {n}")) for n in range(2))
+        other = submit(cached, body("a longer one", duration=5))
+        answers = {job["id"]: poll_until_done(cached, job["polling_url"])[-1] for job in (first, again, other)}
+        assert {answer["status"] for answer in answers.values()} == {"completed"}
+        stats = cached.stats()
+        sha = {job_id: stats["jobs"][job_id]["sha256"] for job_id in answers}
+        content = httpx.get(f"{cached.base_url}/api/v1/videos/{again['id']}/content?index=0", headers=AUTH)
+    assert (stats["renders"], stats["render_cache_hits"]) == (2, 1)  # one request shape rendered once
+    assert sha[first["id"]] == sha[again["id"]] != sha[other["id"]]
+    assert hashlib.sha256(content.content).hexdigest() == sha[again["id"]]
+    # Byte for byte what rendering it again gives, in a simulator that keeps no renders.
+    with OpenRouterSimulator(
+        SimulatorConfig(api_key=KEY, polls_to_complete=1, max_render_height=144, render_cache_size=0)
+    ) as fresh:
+        jobs = [submit(fresh, body(f"fresh {n}")) for n in range(2)]
+        for job in jobs:
+            poll_until_done(fresh, job["polling_url"])
+        fresh_stats = fresh.stats()
+    assert (fresh_stats["renders"], fresh_stats["render_cache_hits"]) == (2, 0)
+    assert {fresh_stats["jobs"][job["id"]]["sha256"] for job in jobs} == {sha[first["id"]]}

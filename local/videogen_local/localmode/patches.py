@@ -205,9 +205,78 @@ def serialize_dynamodb_writes() -> None:
             return
         from moto.dynamodb.models import DynamoDBBackend
 
+        DynamoDBBackend.transact_write_items = _rolled_back_by_item(DynamoDBBackend.transact_write_items)
         for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item"):
             setattr(DynamoDBBackend, name, _one_at_a_time(getattr(DynamoDBBackend, name)))
         _serialized = True
+
+
+class _TablesKept:
+    """Stands in for the ``copy`` module in moto.dynamodb.models: moto backs up every table a transaction
+    names with ``copy.deepcopy(table)`` before each transaction (its whole contents, each time: the cost
+    grows with the table, so a run's transactions cost the square of its jobs). A table is handed back
+    as it is, so moto's own rollback puts the same table back; ``_rolled_back_by_item`` keeps and restores
+    what a transaction can change instead. Everything else is the real ``copy``."""
+
+    def __init__(self) -> None:
+        import copy
+
+        self._copy = copy
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        return value if isinstance(value, Table) else self._copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._copy, name)
+
+
+def _rolled_back_by_item(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A cancelled transaction leaves no trace, as on DynamoDB: the items it names (at most 100) are kept
+    before it runs (deep copies: moto updates items in place) and put back if it raises, and the stream
+    records it wrote are dropped (a cancelled transaction writes none). Runs under ``_DYNAMODB_WRITES``."""
+    import copy
+
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    models.copy = _TablesKept()  # type: ignore[assignment]
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        kept: list[tuple[Any, Any, Any, Any]] = []  # (table, hash value, range value or None, item or None)
+        streams: dict[int, tuple[Any, int]] = {}
+        for entry in transact_items if isinstance(transact_items, list) else []:
+            op = next(iter(entry.values()), None) if isinstance(entry, dict) else None
+            if not isinstance(op, dict) or (table := self.tables.get(op.get("TableName"))) is None:
+                continue
+            key: Any = op.get("Item") if "Put" in entry else op.get("Key")
+            try:
+                hash_value = DynamoType(key[table.hash_key_attr])
+                range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            except (KeyError, TypeError):
+                continue  # moto refuses it before writing anything
+            kept.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+            if table.stream_shard is not None:
+                streams.setdefault(id(table), (table.stream_shard, len(table.stream_shard.items)))
+        try:
+            return original(self, transact_items, *args, **kwargs)
+        except Exception:
+            for table, hash_value, range_value, item in reversed(kept):
+                if range_value is not None:
+                    if item is None:
+                        table.items.get(hash_value, {}).pop(range_value, None)
+                    else:
+                        table.items[hash_value][range_value] = item
+                elif item is None:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = item
+            for shard, length in streams.values():
+                del shard.items[length:]
+            raise
+
+    return transact_write_items
 
 
 def _one_at_a_time(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -216,6 +285,176 @@ def _one_at_a_time(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(*args, **kwargs)
 
     return serialized
+
+
+def _step_functions_caches() -> None:
+    """moto's Step Functions interpreter redoes two pure things at every step of every execution: it builds
+    a JSONPath parser (ply's tables, read again) for each path it evaluates, and a boto3 client for each
+    Lambda task it invokes. Both are cached here, keyed on everything they depend on: a parsed path is a
+    value (``find`` keeps no state), and the client's settings are moto's constants (its fixed key, the
+    region, the endpoint), and boto3 clients are safe to share between threads."""
+    import functools
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import boto_client, json_path
+
+    json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)  # type: ignore[attr-defined]
+    result_path.parse = functools.lru_cache(maxsize=4096)(result_path.parse)  # type: ignore[attr-defined]
+    build = boto_client.boto_client_for
+    clients: dict[tuple[str, str, bool, str], Any] = {}
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        from moto.core.models import botocore_stubber
+        from moto.settings import moto_server_port
+
+        # state_credentials is not used by moto's builder (it signs with a fixed key) and so not by the key.
+        key = (region, service, bool(botocore_stubber.enabled), str(moto_server_port()))
+        client = clients.get(key)
+        if client is None:
+            client = clients.setdefault(key, build(region, service, state_credentials))
+        return client
+
+    boto_client.boto_client_for = boto_client_for
+    lambda_eval_utils.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+def _has_concurrent_states(states: Any) -> bool:
+    """Whether a definition's States (or a branch's, an iterator's) hold a Map or a Parallel: those keep
+    per-run workers on their components, so a program holding one is never shared between executions."""
+    for state in (states or {}).values() if isinstance(states, dict) else ():
+        if not isinstance(state, dict) or state.get("Type") in ("Map", "Parallel"):
+            return True
+    return False
+
+
+def _warm_heap_keys(component: Any, seen: set[int]) -> None:
+    """Give every component of a parsed program its heap key now: moto draws it on first use, and two
+    executions of one shared program drawing it at once could each keep a different one."""
+    from moto.stepfunctions.parser.asl.component.component import Component
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    if id(component) in seen:
+        return
+    seen.add(id(component))
+    if isinstance(component, EvalComponent):
+        _ = component.heap_key
+    children = vars(component).values() if isinstance(component, Component) else component
+    for child in children:
+        if isinstance(child, Component):
+            _warm_heap_keys(child, seen)
+        elif isinstance(child, list | tuple | set | frozenset):
+            _warm_heap_keys(list(child), seen)
+        elif isinstance(child, dict):
+            _warm_heap_keys(list(child.values()), seen)
+
+
+def _shared_programs() -> None:
+    """moto parses the state machine's definition (an ANTLR grammar, in Python) at the start of every
+    execution: a tenth of a local job's time. The parsed program is shared between the executions of one
+    definition instead: its components keep nothing of a run (each execution's state lives in its own
+    Environment), save the heap keys, drawn here once, and Map and Parallel states, whose definitions are
+    parsed per execution as before."""
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    original = ExecutionWorker._get_evaluation_entrypoint
+    programs: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def get_evaluation_entrypoint(self: Any) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        program = programs.get(definition) if isinstance(definition, str) else None
+        if program is not None:
+            return program
+        try:
+            shareable = isinstance(definition, str) and not _has_concurrent_states(json.loads(definition)["States"])
+        except (ValueError, KeyError, TypeError):
+            shareable = False
+        if not shareable:
+            return original(self)
+        with lock:
+            if definition not in programs:
+                program = original(self)
+                _warm_heap_keys(program, set())
+                programs[definition] = program
+            return programs[definition]
+
+    ExecutionWorker._get_evaluation_entrypoint = get_evaluation_entrypoint  # type: ignore[method-assign]
+
+
+def _moto_modules_listed_once() -> None:
+    """moto's server lists its package directory (a listdir and an isdir per entry), under the lock every
+    request's dispatch takes, to route each request: the installed package does not change while local
+    serve runs, so it is listed once."""
+    from moto import backends
+
+    listed = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: listed
+
+
+class _NotPlain(Exception):
+    """An attribute value the fast path does not know: moto's own serializer takes it."""
+
+
+_STRINGS = ("S", "N")
+_STRING_SETS = ("SS", "NS")
+
+
+def _attribute_value(value: Any) -> dict[str, Any]:
+    """One DynamoDB AttributeValue as moto's JSON serializer writes it (blobs in base64, the rest as they
+    are), without walking the botocore shape member by member; anything unexpected raises _NotPlain."""
+    import base64
+
+    if type(value) is not dict:
+        raise _NotPlain
+    out: dict[str, Any] = {}
+    for kind, data in value.items():
+        if data is None:
+            continue
+        if kind in _STRINGS and type(data) is str:
+            out[kind] = data
+        elif kind in _STRING_SETS and type(data) is list and all(type(item) is str for item in data):
+            out[kind] = list(data)
+        elif kind == "B" and isinstance(data, bytes | str):
+            out[kind] = base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+        elif kind == "BS" and type(data) is list and all(isinstance(item, bytes | str) for item in data):
+            out[kind] = [base64.b64encode(i.encode() if isinstance(i, str) else i).decode() for i in data]
+        elif kind == "M" and type(data) is dict and all(type(name) is str for name in data):
+            out[kind] = {name: _attribute_value(item) for name, item in data.items()}
+        elif kind == "L" and type(data) is list:
+            out[kind] = [_attribute_value(item) for item in data]
+        elif kind in ("NULL", "BOOL") and type(data) is bool:
+            out[kind] = data
+        else:
+            raise _NotPlain
+    return out
+
+
+def _fast_attribute_values() -> None:
+    """moto 5.2's response serializer walks every attribute of every item through the botocore shapes,
+    with several alias lookups per member: for DynamoDB that was the largest single cost of a local job
+    (about a fifth of the process's time). An AttributeValue is plain data whose JSON form is the value
+    itself (blobs in base64), so DynamoDB's and its streams' AttributeValues are written directly; the
+    rest of each response (its members, headers, errors) is still moto's."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    original = BaseJSONSerializer._serialize_type_structure
+
+    def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if shape.name == "AttributeValue" and self.service_model.service_name in ("dynamodb", "dynamodbstreams"):
+            try:
+                plain = _attribute_value(value)
+            except _NotPlain:
+                pass
+            else:
+                if key:
+                    serialized[self.get_serialized_name(shape, key)] = plain
+                else:
+                    serialized.update(plain)
+                return
+        original(self, serialized, value, shape, key)
+
+    BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
 
 
 def apply() -> None:
@@ -235,6 +474,10 @@ def apply() -> None:
         s3_notifications._get_s3_event = _s3_event_with_sequencer(s3_notifications._get_s3_event)
         # The ASL interpreter logs every caught error at ERROR level; our Catch paths are expected.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+        _step_functions_caches()
+        _fast_attribute_values()
+        _shared_programs()
+        _moto_modules_listed_once()
         _applied = True
     serialize_dynamodb_writes()
 
@@ -250,7 +493,9 @@ def _client(service: str) -> Any:
     import boto3
 
     # An explicit AWS endpoint beats AWS_ENDPOINT_URL, so the call is intercepted by mock_aws.
-    host = "s3.amazonaws.com" if service == "s3" else f"{service}.{_REGION}.amazonaws.com"
+    host = {"s3": "s3.amazonaws.com", "dynamodbstreams": f"streams.dynamodb.{_REGION}.amazonaws.com"}.get(
+        service, f"{service}.{_REGION}.amazonaws.com"
+    )
     return boto3.client(
         service,
         region_name=_REGION,
@@ -391,7 +636,108 @@ def check_s3_notification_patch() -> None:
     assert record["s3"]["object"]["eTag"] and len(record["s3"]["object"]["sequencer"]) == 20
 
 
+def check_transaction_rollback_patch() -> None:
+    """A cancelled transaction changes no item and writes no stream record (moto's whole-table backup is
+    replaced by one of the items the transaction names); a transaction that passes is applied."""
+    import botocore.exceptions
+
+    with _mocked_functions({}):
+        ddb, streams = _client("dynamodb"), _client("dynamodbstreams")
+        arn = ddb.create_table(
+            TableName="smoke-tx",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk")],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )["TableDescription"]["LatestStreamArn"]
+        for pk in ("a", "c"):
+            ddb.put_item(TableName="smoke-tx", Item={"pk": {"S": pk}, "sk": {"S": "1"}, "n": {"N": "1"}})
+
+        def records() -> int:
+            shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+            return len(streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
+
+        def transact(condition: str) -> None:
+            ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": "smoke-tx",
+                            "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                            "UpdateExpression": "SET n = n + :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                    {"Put": {"TableName": "smoke-tx", "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+                    {
+                        "ConditionCheck": {
+                            "TableName": "smoke-tx",
+                            "Key": {"pk": {"S": "c"}, "sk": {"S": "1"}},
+                            "ConditionExpression": condition,
+                        }
+                    },
+                ]
+            )
+
+        def items() -> dict[str, Any]:
+            return {i["pk"]["S"]: i.get("n", {}).get("N") for i in ddb.scan(TableName="smoke-tx")["Items"]}
+
+        before = records()
+        try:
+            transact("attribute_not_exists(pk)")
+        except botocore.exceptions.ClientError as exc:
+            assert exc.response["Error"]["Code"] == "TransactionCanceledException", exc.response
+        else:
+            raise AssertionError("a transaction whose condition fails was not cancelled")
+        assert items() == {"a": "1", "c": "1"}, items()
+        assert records() == before, (records(), before)
+        transact("attribute_exists(pk)")
+        assert items() == {"a": "2", "b": None, "c": "1"}, items()
+        assert records() == before + 2, (records(), before)
+
+
+def check_attribute_value_patch() -> None:
+    """Items of every attribute type come back from GetItem, Query and the table's stream exactly as they
+    were put, through the direct AttributeValue path (which moto's serializer no longer takes for them)."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    item = {
+        "pk": {"S": "a"},
+        "n": {"N": "1.50"},
+        "b": {"B": b"\x00\x01"},
+        "bs": {"BS": [b"x", b"y"]},
+        "ns": {"NS": ["1", "2"]},
+        "ss": {"SS": ["p", "q"]},
+        "l": {"L": [{"S": "x"}, {"NULL": True}, {"BOOL": False}, {"B": b"z"}]},
+        "m": {"M": {"k": {"S": "v \u00e9 \u2713"}, "e": {"M": {}}, "el": {"L": []}}},
+    }
+    with _mocked_functions({}):
+        assert BaseJSONSerializer._serialize_type_structure.__name__ == "serialize_structure"
+        ddb, streams = _client("dynamodb"), _client("dynamodbstreams")
+        arn = ddb.create_table(
+            TableName="smoke-items",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        )["TableDescription"]["LatestStreamArn"]
+        ddb.put_item(TableName="smoke-items", Item=item)
+        got = ddb.get_item(TableName="smoke-items", Key={"pk": {"S": "a"}}, ConsistentRead=True)["Item"]
+        queried = ddb.query(
+            TableName="smoke-items", KeyConditionExpression="pk = :a", ExpressionAttributeValues={":a": {"S": "a"}}
+        )["Items"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        (record,) = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    assert got == item, got
+    assert queried == [item], queried
+    assert record["dynamodb"]["NewImage"] == item, record
+
+
 SMOKE_CHECKS: tuple[Callable[[], None], ...] = (
+    check_attribute_value_patch,
+    check_transaction_rollback_patch,
     check_invoke_patch,
     check_eventbridge_lambda_target_patch,
     check_s3_notification_patch,

@@ -37,6 +37,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ class SimulatorConfig:
     api_key: str = "sk-sim-local-0000000000000000"
     polls_to_complete: int = 3
     render_fps: int = 24
+    # Distinct renders kept (see OpenRouterSimulator._rendered): many jobs of one request shape cost one render.
+    render_cache_size: int = 32
     max_render_height: int | None = None
     content_redirect: bool = False
     cost_per_second: float = 0.05
@@ -211,6 +214,9 @@ class OpenRouterSimulator:
         self.faults: dict[str, int] = {}
         self._random = random.Random(self.config.fault_seed)
         self._lock = threading.Lock()
+        self._renders: OrderedDict[tuple[str, int, int, int, int], tuple[bytes, str]] = OrderedDict()
+        self.renders = 0  # videos encoded
+        self.render_cache_hits = 0  # videos served from _renders instead
         self._api = ThreadingHTTPServer((self.config.host, self.config.port), self._handler("api"))
         self._content = ThreadingHTTPServer((self.config.content_host, 0), self._handler("content"))
         self.base_url = f"http://{self.config.host}:{self._api.server_address[1]}"
@@ -309,6 +315,8 @@ class OpenRouterSimulator:
                 "credit_refusals": self.credits.refusals,
                 "pushbacks": self.pushbacks,
                 "peak_submissions_in_flight": self.peak_submissions_in_flight,
+                "renders": self.renders,
+                "render_cache_hits": self.render_cache_hits,
                 "jobs": {
                     job.id: {
                         "prompt": job.request.get("prompt"),
@@ -455,13 +463,33 @@ class OpenRouterSimulator:
                 job.request.get("size"),
                 self.config.max_render_height,
             )
-            job.video = render_reference_video(
-                image, width=width, height=height, seconds=self._seconds(job), fps=self.config.render_fps
-            )
-            job.sha256 = hashlib.sha256(job.video).hexdigest()
+            job.video, job.sha256 = self._rendered(image, width, height, self._seconds(job))
             job.status = "completed"
         except Exception as exc:
             job.status, job.error = "failed", f"could not fetch reference image: {type(exc).__name__}: {exc}"[:500]
+
+    def _rendered(self, image: bytes, width: int, height: int, seconds: int) -> tuple[bytes, str]:
+        """The video and its sha256 for these inputs, rendered once per distinct request: the render is a
+        function of the image's bytes, the frame, the length and the rate alone (the encoder's output is
+        deterministic), so a cached one is byte for byte what rendering again would give. Least recently
+        used renders go first past ``render_cache_size``; 0 renders every time."""
+        fps = self.config.render_fps
+        key = (hashlib.sha256(image).hexdigest(), width, height, seconds, fps)
+        with self._lock:
+            cached = self._renders.get(key)
+            if cached is not None:
+                self._renders.move_to_end(key)
+                self.render_cache_hits += 1
+                return cached
+        video = render_reference_video(image, width=width, height=height, seconds=seconds, fps=fps)
+        rendered = video, hashlib.sha256(video).hexdigest()
+        with self._lock:
+            self.renders += 1
+            if self.config.render_cache_size > 0:
+                self._renders[key] = rendered
+                while len(self._renders) > self.config.render_cache_size:
+                    self._renders.popitem(last=False)
+        return rendered
 
     # --- callbacks ----------------------------------------------------------------------------------
 
