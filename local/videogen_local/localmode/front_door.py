@@ -39,6 +39,8 @@ class _Listener(ThreadingHTTPServer):
     # budget race) would see connections reset, which API Gateway never does.
     request_queue_size = 256
     daemon_threads = True
+
+
 STAGE = "v1"
 # OpenRouter's callbacks: a public route (template: Auth NONE) to its own function, the signature its only auth.
 CALLBACK_PATH = "/webhooks/openrouter"
