@@ -5,7 +5,7 @@ through the S3 door of `videogen local serve` while the OpenRouter simulator ans
 Measured: wall time from the upload to the batch's end, jobs/s, the simulator's 429s, its peak of submissions
 in flight at once. Checked: every line ends (0 lost), 0 duplicate submissions, exactly one BatchCompleted whose
 counts match results.jsonl line by line, and the peak never above the submit function's maximum concurrency
-(local serve runs submit in one execution environment, so at most 1; deployed, SubmitMaxConcurrency).
+(local serve: VIDEOGEN_SUBMIT_MAX_CONCURRENCY environments of the submit function, the template's default 10).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import httpx
 from videogen_local.localmode.process import local_serve, stack_client
 
 TARGET_SECONDS = 600.0
-# Local serve gives each function one execution environment (localmode/stack.py ONE_EVENT_AT_A_TIME).
-LOCAL_SUBMIT_CONCURRENCY = 1
+# The template's SubmitMaxConcurrency default, which local serve's submit queue poller runs with.
+LOCAL_SUBMIT_CONCURRENCY = 10
 
 
 def run(jobs: int = 2000, pushback_rate: float = 0.3, timeout: float = 1800) -> dict[str, Any]:
@@ -32,6 +32,7 @@ def run(jobs: int = 2000, pushback_rate: float = 0.3, timeout: float = 1800) -> 
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "VIDEOGEN_SIM_RENDER_HEIGHT": "144",
+        "VIDEOGEN_SUBMIT_MAX_CONCURRENCY": str(LOCAL_SUBMIT_CONCURRENCY),
     }
     with tempfile.TemporaryDirectory(prefix="videogen-bench-batch-") as work:
         log = Path(work) / "serve.log"

@@ -9,6 +9,7 @@ durations. Priced with the table below (us-east-1 list prices, arm64 Lambda; edi
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -70,19 +71,24 @@ class _Recorder:
             folder = function_names.get(name)
             if folder is None:
                 continue  # left by another stack that ran in this process (tests)
-
-            def timed(event: Any, context: Any, _handler: Any = handler, _folder: str = folder) -> Any:
-                started = time.perf_counter()
-                try:
-                    return _handler(event, context)
-                finally:
-                    self.invocations[_folder] += 1
-                    elapsed = (time.perf_counter() - started) * 1000
-                    self.milliseconds[_folder] = self.milliseconds.get(_folder, 0.0) + elapsed
-
-            patches.HANDLERS[name] = timed
+            patches.HANDLERS[name] = self._timed(handler, folder=folder)
+            environments = patches.ENVIRONMENTS.get(name)
+            if environments is not None:  # submit's environments (the queue's maximum concurrency)
+                environments.wrap(functools.partial(self._timed, folder=folder))
         for service in ("dynamodb", "s3", "sqs", "events", "stepfunctions", "secretsmanager"):
             client(service).meta.events.register("after-call.*.*", self._count)
+
+    def _timed(self, handler: Any, *, folder: str) -> Any:
+        def timed(event: Any, context: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return handler(event, context)
+            finally:
+                self.invocations[folder] += 1
+                elapsed = (time.perf_counter() - started) * 1000
+                self.milliseconds[folder] = self.milliseconds.get(folder, 0.0) + elapsed
+
+        return timed
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[(model.service_model.service_name, model.name)] += 1

@@ -17,9 +17,11 @@ def repository_root() -> Path:
     return Path(override) if override else Path(__file__).resolve().parents[3]
 
 
-def load_function(folder: str, root: Path | None = None) -> ModuleType:
+def load_function(folder: str, root: Path | None = None, environment: int = 0) -> ModuleType:
+    """``environment`` > 0: another copy of the module, with module state of its own (another Lambda execution
+    environment of the same function)."""
     root = root or repository_root()
-    name = f"videogen_functions.{folder}"
+    name = f"videogen_functions.{folder}" + (f"__environment{environment}" if environment else "")
     cached = sys.modules.get(name)
     path = root / "functions" / folder / "app.py"
     if cached is not None and getattr(cached, "__file__", None) == str(path):

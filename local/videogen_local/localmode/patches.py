@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import queue
 import threading
 import time
 import traceback
@@ -41,6 +42,44 @@ AWS_FAULTS: AwsFaults | None = None
 # the api's Powertools resolver keeps it on its class (BaseRouter.current_event), so two concurrent
 # requests could both be served with one's body and caller; submit's BatchProcessor keeps its batch.
 ONE_AT_A_TIME: dict[str, threading.Lock] = {}
+
+
+class Environments:
+    """Several execution environments of one function (each its own copy of the function's module, each one
+    event at a time), as Lambda scales an SQS event source up to its MaximumConcurrency. An invocation takes a
+    free one or waits for one; ``peak`` is the most that were busy at once."""
+
+    def __init__(self, handlers: list[Handler]) -> None:
+        self._free: queue.SimpleQueue[Handler] = queue.SimpleQueue()
+        for handler in handlers:
+            self._free.put(handler)
+        self.size = len(handlers)
+        self.busy = 0
+        self.peak = 0
+        self._count = threading.Lock()
+
+    def wrap(self, wrapper: Callable[[Handler], Handler]) -> None:
+        """Wrap every environment's handler (measurements); call while none is busy."""
+        handlers = [self._free.get() for _ in range(self.size)]
+        for handler in handlers:
+            self._free.put(wrapper(handler))
+
+    @contextmanager
+    def take(self) -> Iterator[Handler]:
+        handler = self._free.get()
+        with self._count:
+            self.busy += 1
+            self.peak = max(self.peak, self.busy)
+        try:
+            yield handler
+        finally:
+            with self._count:
+                self.busy -= 1
+            self._free.put(handler)
+
+
+# function name -> its environments, for a function given more than one (filled by the stack).
+ENVIRONMENTS: dict[str, Environments] = {}
 _applied = False
 _lock = threading.Lock()
 
@@ -89,10 +128,15 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         if faults is not None
         else nullcontext()
     )
-    serial: AbstractContextManager[Any] = ONE_AT_A_TIME.get(self.function_name) or nullcontext()
+    environments = ENVIRONMENTS.get(self.function_name)
+    serial: AbstractContextManager[Any] = (
+        environments.take() if environments is not None else ONE_AT_A_TIME.get(self.function_name) or nullcontext()
+    )
     started = time.perf_counter()
     try:
-        with serial:
+        with serial as environment:
+            if environments is not None:
+                handler = environment  # this environment's copy of the function
             started = time.perf_counter()  # the function's duration, not its wait for the environment
             output.CURRENT_FUNCTION.name = self.function_name  # each log line under its function's log group
             try:

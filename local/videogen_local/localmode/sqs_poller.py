@@ -7,6 +7,10 @@ failed records come back after the visibility timeout and reach the DLQ after ma
 
 With AWS faults on (aws_faults.py), delivery is at least once, as SQS's own: now and then a batch is
 invoked a second time, or a processed message is sent again to arrive a few seconds later.
+
+``max_concurrency`` (the event source's ScalingConfig.MaximumConcurrency): up to that many batches are in
+invocation at once, each received only when a slot is free, as Lambda's poller scales; ``peak`` records the
+most that were.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import base64
 import hashlib
 import json
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from videogen_local.localmode.aws_faults import AwsFaults
@@ -34,6 +40,7 @@ class SqsPoller(BackgroundLoop):
         queue_arn: str,
         function_name: str,
         faults: AwsFaults | None = None,
+        max_concurrency: int = 1,
     ) -> None:
         super().__init__(pause=0)  # the long poll (WaitTimeSeconds) is the pause
         self._sqs = sqs
@@ -42,20 +49,69 @@ class SqsPoller(BackgroundLoop):
         self._queue_arn = queue_arn
         self._function = function_name
         self._faults = faults
+        self.max_concurrency = max(1, max_concurrency)
+        self._slots = threading.BoundedSemaphore(self.max_concurrency)
+        self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=f"{self.name}-invoke")
+        self._busy = 0
+        self.peak = 0
+        self._count = threading.Lock()
 
     def tick(self) -> None:
-        self.poll_once(wait_seconds=1)
+        if self.max_concurrency == 1:
+            self.poll_once(wait_seconds=1)
+            return
+        # A batch is received only when an invocation slot is free, and invoked on its own thread.
+        if not self._slots.acquire(timeout=1):
+            return
+        try:
+            messages = self._receive(wait_seconds=1)
+        except BaseException:
+            self._slots.release()
+            raise
+        if not messages:
+            self._slots.release()
+            return
+        self._pool.submit(self._in_slot, messages)
+
+    def stop(self) -> None:
+        super().stop()
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    def _in_slot(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            self._process(messages)
+        except Exception:
+            log.exception("%s error", self.name)
+        finally:
+            self._slots.release()
 
     def poll_once(self, wait_seconds: int = 0) -> int:
-        messages = self._sqs.receive_message(
+        messages = self._receive(wait_seconds)
+        if messages:
+            self._process(messages)
+        return len(messages)
+
+    def _receive(self, wait_seconds: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._sqs.receive_message(
             QueueUrl=self._queue_url,
             MaxNumberOfMessages=10,
             WaitTimeSeconds=wait_seconds,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])
-        if not messages:
-            return 0
+        return found
+
+    def _process(self, messages: list[dict[str, Any]]) -> None:
+        with self._count:
+            self._busy += 1
+            self.peak = max(self.peak, self._busy)
+        try:
+            self._deliver(messages)
+        finally:
+            with self._count:
+                self._busy -= 1
+
+    def _deliver(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [self._record(message) for message in messages]}
         done = self._invoke(event, messages)
         if self._faults is not None and self._faults.duplicate_batch():
@@ -71,7 +127,6 @@ class SqsPoller(BackgroundLoop):
                 # Delivered again after it was processed (only the body: the submit queue's messages
                 # carry no attributes).
                 self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=message["Body"], DelaySeconds=delay)
-        return len(messages)
 
     def _invoke(self, event: dict[str, Any], messages: list[dict[str, Any]]) -> set[str]:
         """Invoke the function with one batch; returns the ids of the messages it processed."""

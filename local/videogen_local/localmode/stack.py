@@ -24,7 +24,7 @@ from videogen_local.localmode.authorizer import LocalAuthorizer
 from videogen_local.localmode.aws_faults import CRASHING_FUNCTIONS, HANDLER_SERVICES, AwsFaults
 from videogen_local.localmode.executions import ENDED, ExecutionWatcher
 from videogen_local.localmode.front_door import CALLBACK_PATH, STAGE, FrontDoor
-from videogen_local.localmode.handlers import load_all, repository_root
+from videogen_local.localmode.handlers import load_all, load_function, repository_root
 from videogen_local.localmode.iam_identity import SigV4Identities
 from videogen_local.localmode.names import Names
 from videogen_local.localmode.sqs_poller import SqsPoller
@@ -104,6 +104,9 @@ class LocalStackConfig:
     # Outbound webhooks to loopback and plain http receivers (tests); off: the deployed rules (https, public).
     webhooks_allow_private: bool = False
     webhook_retry_delays: str = LOCAL_WEBHOOK_RETRY_DELAYS
+    # The submit queue's ScalingConfig.MaximumConcurrency (template SubmitMaxConcurrency, default 10): that
+    # many submit invocations at once, each in an execution environment of its own (VIDEOGEN_SUBMIT_MAX_CONCURRENCY).
+    submit_max_concurrency: int = 10
     # The credit breaker (videogen.breaker): the first probe after a trip, and the most probes are apart.
     breaker_probe_seconds: float = 2.0
     breaker_max_probe_seconds: float = 10.0
@@ -138,6 +141,8 @@ class LocalStackConfig:
             config.api_throttle = parse_throttle(os.environ["VIDEOGEN_API_THROTTLE"])
         if os.environ.get("VIDEOGEN_SIM_SECONDS_TO_COMPLETE"):
             config.simulator_seconds_to_complete = float(os.environ["VIDEOGEN_SIM_SECONDS_TO_COMPLETE"])
+        if os.environ.get("VIDEOGEN_SUBMIT_MAX_CONCURRENCY"):
+            config.submit_max_concurrency = max(1, int(os.environ["VIDEOGEN_SUBMIT_MAX_CONCURRENCY"]))
         if os.environ.get("VIDEOGEN_SIM_RENDER_HEIGHT"):
             config.simulator_max_render_height = int(os.environ["VIDEOGEN_SIM_RENDER_HEIGHT"])
         return config
@@ -362,7 +367,13 @@ class LocalStack:
         )
 
         self._poller = SqsPoller(
-            clients["sqs"], invoker, queue_url, queue_arn, self.names.function("submit"), faults=self._faults
+            clients["sqs"],
+            invoker,
+            queue_url,
+            queue_arn,
+            self.names.function("submit"),
+            faults=self._faults,
+            max_concurrency=self.config.submit_max_concurrency,
         )
         self._poller.start()
         self._callback_poller = SqsPoller(
@@ -683,6 +694,15 @@ class LocalStack:
             patches.HANDLERS[name] = module.lambda_handler
             if folder in ONE_EVENT_AT_A_TIME:
                 patches.ONE_AT_A_TIME.setdefault(name, threading.Lock())
+            if folder == "submit" and self.config.submit_max_concurrency > 1:
+                # As the submit queue's ScalingConfig.MaximumConcurrency: that many environments at most.
+                copies = [module] + [
+                    load_function(folder, repository_root(), environment=n)
+                    for n in range(1, self.config.submit_max_concurrency)
+                ]
+                patches.ENVIRONMENTS[name] = patches.Environments([copy.lambda_handler for copy in copies])
+            else:
+                patches.ENVIRONMENTS.pop(name, None)
             lambda_client.create_function(
                 FunctionName=name,
                 Runtime="python3.12",
