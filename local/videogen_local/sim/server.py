@@ -172,6 +172,12 @@ class SimJob:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
+class _Listener(ThreadingHTTPServer):
+    # socketserver's default backlog is 5: under load (ten submit environments, polls and downloads at once) a
+    # connection reset after the request was sent would look like a submission of unknown outcome.
+    request_queue_size = 256
+
+
 CREDIT_KINDS = ("402", "in_flight", "key_limit")
 
 
@@ -217,8 +223,8 @@ class OpenRouterSimulator:
         self._renders: OrderedDict[tuple[str, int, int, int, int], tuple[bytes, str]] = OrderedDict()
         self.renders = 0  # videos encoded
         self.render_cache_hits = 0  # videos served from _renders instead
-        self._api = ThreadingHTTPServer((self.config.host, self.config.port), self._handler("api"))
-        self._content = ThreadingHTTPServer((self.config.content_host, 0), self._handler("content"))
+        self._api = _Listener((self.config.host, self.config.port), self._handler("api"))
+        self._content = _Listener((self.config.content_host, 0), self._handler("content"))
         self.base_url = f"http://{self.config.host}:{self._api.server_address[1]}"
         self.content_base_url = f"http://{self.config.content_host}:{self._content.server_address[1]}"
         self._threads = [
