@@ -32,9 +32,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from videogen.aws import client
+from videogen.control import ControlItem, n, number, text
 from videogen.errors import OpenRouterError
 
 ITEM = "breaker#openrouter"
@@ -128,53 +126,35 @@ class CreditBreaker:
     # The probe's hold: a probe whose submitter died is taken over after this long (the function's timeout).
     lease_seconds: float = 120.0
 
-    # --- reading ----------------------------------------------------------------------------------------
-
-    def _item(self) -> dict[str, Any]:
-        item: dict[str, Any] = (
-            client("dynamodb")
-            .get_item(TableName=self.table, Key={"name": {"S": ITEM}}, ConsistentRead=True)
-            .get("Item", {})
-        )
-        return item
+    @property
+    def _state(self) -> ControlItem:
+        return ControlItem(self.table, ITEM)
 
     def view(self, now: float) -> BreakerView:
-        return _view(self._item(), now)
+        return _view(self._state.read(), now)
 
     # --- the submit function's questions and answers ---------------------------------------------------
 
     def admit(self, holder: str, now: float) -> Admission:
         """Before a submission: go (closed), go as the probe (open, probe due, lease taken), or wait."""
-        item = self._item()
-        if _s(item, "state") != "open":
+        item = self._state.read()
+        if text(item, "state") != "open":
             return GO
-        reason = _s(item, "reason")
-        next_probe = _n(item, "next_probe_at") or now
+        reason = text(item, "reason")
+        next_probe = number(item, "next_probe_at") or now
         if now < next_probe:
             return Admission(go=False, wait_seconds=next_probe - now, reason=reason)
-        probe_holder, probe_until = _s(item, "probe_holder"), _n(item, "probe_until") or 0.0
+        probe_holder, probe_until = text(item, "probe_holder"), number(item, "probe_until") or 0.0
         if probe_holder and probe_holder != holder and probe_until > now:
             return Admission(go=False, wait_seconds=min(PROBE_RECHECK_SECONDS, probe_until - now), reason=reason)
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key={"name": {"S": ITEM}},
-                UpdateExpression="SET probe_holder = :h, probe_until = :until, last_probe_at = :now",
-                ConditionExpression=(
-                    "#state = :open AND next_probe_at <= :now AND "
-                    "(attribute_not_exists(probe_holder) OR probe_until < :now OR probe_holder = :h)"
-                ),
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={
-                    ":h": {"S": holder},
-                    ":until": _num(now + self.lease_seconds),
-                    ":now": _num(now),
-                    ":open": {"S": "open"},
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        taken = self._state.update(
+            "SET probe_holder = :h, probe_until = :until, last_probe_at = :now",
+            {":h": {"S": holder}, ":until": n(now + self.lease_seconds), ":now": n(now), ":open": {"S": "open"}},
+            "#state = :open AND next_probe_at <= :now AND "
+            "(attribute_not_exists(probe_holder) OR probe_until < :now OR probe_holder = :h)",
+            {"#state": "state"},
+        )
+        if not taken:
             return Admission(go=False, wait_seconds=PROBE_RECHECK_SECONDS, reason=reason)
         return Admission(go=True, probe=True, reason=reason)
 
@@ -184,129 +164,77 @@ class CreditBreaker:
         """OpenRouter refused a submission for an account-wide reason. Opens a closed breaker; a failed
         probe (``holder`` holds the lease) doubles the interval. Returns the state and whether this call
         changed it (a submission admitted just before another one opened the breaker changes nothing)."""
-        message = message[:300]
         hinted = min(retry_after, self.max_probe_seconds) if retry_after is not None else None
         values: dict[str, Any] = {
             ":reason": {"S": reason.value},
-            ":message": {"S": message},
-            ":now": _num(now),
+            ":message": {"S": message[:300]},
+            ":now": n(now),
             ":one": {"N": "1"},
             ":zero": {"N": "0"},
         }
-        names = {"#state": "state"}
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key={"name": {"S": ITEM}},
-                UpdateExpression=(
-                    "SET #state = :open, reason = :reason, message = :message, opened_at = :now, "
-                    "next_probe_at = :next, probe_interval = :interval, trips = if_not_exists(trips, :zero) + :one "
-                    "REMOVE probe_holder, probe_until, closed_at"
-                ),
-                ConditionExpression="attribute_not_exists(#state) OR #state <> :open",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={
-                    **values,
-                    ":open": {"S": "open"},
-                    ":next": _num(now + (hinted if hinted is not None else self.initial_probe_seconds)),
-                    ":interval": _num(self.initial_probe_seconds),
-                },
-            )
+        opened = self._state.update(
+            "SET #state = :open, reason = :reason, message = :message, opened_at = :now, next_probe_at = :next, "
+            "probe_interval = :interval, trips = if_not_exists(trips, :zero) + :one "
+            "REMOVE probe_holder, probe_until, closed_at",
+            {
+                **values,
+                ":open": {"S": "open"},
+                ":next": n(now + (hinted if hinted is not None else self.initial_probe_seconds)),
+                ":interval": n(self.initial_probe_seconds),
+            },
+            "attribute_not_exists(#state) OR #state <> :open",
+            {"#state": "state"},
+        )
+        if opened:
             return self.view(now), True
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-        item = self._item()
-        if _s(item, "probe_holder") != holder:
+        item = self._state.read()
+        if text(item, "probe_holder") != holder:
             return _view(item, now), False
-        interval = _n(item, "probe_interval") or self.initial_probe_seconds
+        interval = number(item, "probe_interval") or self.initial_probe_seconds
         if hinted is None:  # a Retry-After says when; without one, back off
             interval = min(interval * 2, self.max_probe_seconds)
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key={"name": {"S": ITEM}},
-                UpdateExpression=(
-                    "SET reason = :reason, message = :message, next_probe_at = :next, probe_interval = :interval, "
-                    "last_refused_at = :now, trips = if_not_exists(trips, :zero) + :one "
-                    "REMOVE probe_holder, probe_until"
-                ),
-                ConditionExpression="probe_holder = :h",
-                ExpressionAttributeValues={
-                    **values,
-                    ":h": {"S": holder},
-                    ":next": _num(now + (hinted if hinted is not None else interval)),
-                    ":interval": _num(interval),
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return self.view(now), False
-        return self.view(now), True
+        refused = self._state.update(
+            "SET reason = :reason, message = :message, next_probe_at = :next, probe_interval = :interval, "
+            "last_refused_at = :now, trips = if_not_exists(trips, :zero) + :one REMOVE probe_holder, probe_until",
+            {
+                **values,
+                ":h": {"S": holder},
+                ":next": n(now + (hinted if hinted is not None else interval)),
+                ":interval": n(interval),
+            },
+            "probe_holder = :h",
+        )
+        return self.view(now), refused
 
     def probe_accepted(self, holder: str, now: float) -> bool:
         """The probe was accepted: credits are back, close. True if this call closed the breaker."""
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key={"name": {"S": ITEM}},
-                UpdateExpression="SET #state = :closed, closed_at = :now REMOVE probe_holder, probe_until",
-                ConditionExpression="#state = :open AND probe_holder = :h",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={
-                    ":closed": {"S": "closed"},
-                    ":open": {"S": "open"},
-                    ":h": {"S": holder},
-                    ":now": _num(now),
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return self._state.update(
+            "SET #state = :closed, closed_at = :now REMOVE probe_holder, probe_until",
+            {":closed": {"S": "closed"}, ":open": {"S": "open"}, ":h": {"S": holder}, ":now": n(now)},
+            "#state = :open AND probe_holder = :h",
+            {"#state": "state"},
+        )
 
     def probe_inconclusive(self, holder: str, now: float) -> None:
         """The probe's answer says nothing about credits (a 429, a content refusal, no answer): hand the probe
         to the next submission at once."""
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key={"name": {"S": ITEM}},
-                UpdateExpression="SET next_probe_at = :now REMOVE probe_holder, probe_until",
-                ConditionExpression="probe_holder = :h",
-                ExpressionAttributeValues={":h": {"S": holder}, ":now": _num(now)},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        self._state.update(
+            "SET next_probe_at = :now REMOVE probe_holder, probe_until",
+            {":h": {"S": holder}, ":now": n(now)},
+            "probe_holder = :h",
+        )
 
 
 def _view(item: dict[str, Any], now: float) -> BreakerView:
-    if _s(item, "state") != "open":
-        return BreakerView(state="closed", trips=int(_n(item, "trips") or 0), closed_at=_n(item, "closed_at"))
-    probing = bool(_s(item, "probe_holder")) and (_n(item, "probe_until") or 0.0) > now
+    if text(item, "state") != "open":
+        return BreakerView(state="closed", trips=int(number(item, "trips") or 0), closed_at=number(item, "closed_at"))
+    probing = bool(text(item, "probe_holder")) and (number(item, "probe_until") or 0.0) > now
     return BreakerView(
         state="probing" if probing else "open",
-        reason=_s(item, "reason"),
-        message=_s(item, "message"),
-        opened_at=_n(item, "opened_at"),
-        next_probe_at=_n(item, "next_probe_at"),
-        probe_interval_seconds=_n(item, "probe_interval"),
-        trips=int(_n(item, "trips") or 0),
+        reason=text(item, "reason"),
+        message=text(item, "message"),
+        opened_at=number(item, "opened_at"),
+        next_probe_at=number(item, "next_probe_at"),
+        probe_interval_seconds=number(item, "probe_interval"),
+        trips=int(number(item, "trips") or 0),
     )
-
-
-def _s(item: dict[str, Any], name: str) -> str | None:
-    value = item.get(name, {}).get("S")
-    return str(value) if value is not None else None
-
-
-def _n(item: dict[str, Any], name: str) -> float | None:
-    value = item.get(name, {}).get("N")
-    return float(value) if value is not None else None
-
-
-def _num(value: float) -> dict[str, str]:
-    return {"N": f"{value:.3f}"}

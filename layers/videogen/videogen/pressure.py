@@ -28,9 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from videogen.aws import client
+from videogen.control import ControlItem, n, number
 
 ITEM = "pressure#submit"
 TAKE_ATTEMPTS = 4  # optimistic writes that lost a race with another submission's, before giving up for now
@@ -54,119 +52,77 @@ class SubmitPressure:
     recovery_step: float = 0.5
     cooldown_seconds: float = 2.0
 
-    def _item(self) -> dict[str, Any]:
-        item: dict[str, Any] = (
-            client("dynamodb")
-            .get_item(TableName=self.table, Key={"name": {"S": ITEM}}, ConsistentRead=True)
-            .get("Item", {})
-        )
-        return item
+    @property
+    def _bucket(self) -> ControlItem:
+        return ControlItem(self.table, ITEM)
 
     def rate(self) -> float | None:
         """The shared rate now (submissions/s), or None when calm."""
-        rate = _n(self._item(), "rate")
+        rate = number(self._bucket.read(), "rate")
         return rate if rate is not None and rate < self.max_rate else None
 
     def take(self, now: float) -> Pace:
         """Before a submission: a token from the shared bucket, or how long to wait for one."""
+        rate: float | None = None
         for _ in range(TAKE_ATTEMPTS):
-            item = self._item()
-            rate = _n(item, "rate")
+            item = self._bucket.read()
+            rate = number(item, "rate")
             if rate is None or rate >= self.max_rate:
                 return Pace(go=True)
-            updated = _n(item, "updated_at") or now
+            updated = number(item, "updated_at") or now
             burst = max(1.0, rate)  # at most a second's worth saved up
-            tokens = min(burst, (_n(item, "tokens") or 0.0) + max(0.0, now - updated) * rate)
+            tokens = min(burst, (number(item, "tokens") or 0.0) + max(0.0, now - updated) * rate)
             if tokens < 1.0:
                 return Pace(go=False, wait_seconds=(1.0 - tokens) / rate, rate=rate)
-            if self._write_tokens(tokens - 1.0, now, item.get("version")):
+            # Written only if nobody else wrote the bucket since it was read (``version`` changes every time).
+            seen = item.get("version")
+            values: dict[str, Any] = {
+                ":tokens": n(tokens - 1.0),
+                ":now": n(now),
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+            }
+            if seen is not None:
+                values[":seen"] = seen
+            if self._bucket.update(
+                "SET tokens = :tokens, updated_at = :now, version = if_not_exists(version, :zero) + :one",
+                values,
+                "version = :seen" if seen is not None else "attribute_not_exists(version)",
+            ):
                 return Pace(go=True, rate=rate)
         # Every try lost to another submission's write: the bucket is busy, wait a token's time.
         return Pace(go=False, wait_seconds=1.0 / max(self.min_rate, rate or self.min_rate), rate=rate)
 
-    def _write_tokens(self, tokens: float, now: float, seen_version: dict[str, str] | None) -> bool:
-        """Write the bucket if nobody else did since it was read (``version`` changes with every write)."""
-        condition = "version = :seen" if seen_version is not None else "attribute_not_exists(version)"
-        values: dict[str, Any] = {":tokens": _num(tokens), ":now": _num(now), ":zero": {"N": "0"}, ":one": {"N": "1"}}
-        if seen_version is not None:
-            values[":seen"] = seen_version
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key={"name": {"S": ITEM}},
-                UpdateExpression=(
-                    "SET tokens = :tokens, updated_at = :now, version = if_not_exists(version, :zero) + :one"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
-
     def slow_down(self, now: float) -> float | None:
         """OpenRouter answered 429 or 503: halve the shared rate, unless it was halved within the cooldown.
         Returns the new rate if this call changed it."""
-        item = self._item()
-        slowed = _n(item, "slowed_at")
+        item = self._bucket.read()
+        slowed = number(item, "slowed_at")
         if slowed is not None and now - slowed < self.cooldown_seconds:
             return None
-        current = _n(item, "rate")
+        current = number(item, "rate")
         current = self.max_rate if current is None else min(current, self.max_rate)
         new_rate = max(self.min_rate, current * self.backoff_factor)
-        condition = "attribute_not_exists(slowed_at) OR slowed_at = :seen"
-        values: dict[str, Any] = {":rate": _num(new_rate), ":now": _num(now), ":zero": _num(0.0), ":one": {"N": "1"}}
+        values: dict[str, Any] = {":rate": n(new_rate), ":now": n(now), ":zero": n(0.0), ":one": {"N": "1"}}
         if slowed is not None:
             values[":seen"] = item["slowed_at"]
-        else:
-            condition = "attribute_not_exists(slowed_at)"
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key={"name": {"S": ITEM}},
-                # The bucket starts empty at the new rate: the storm's next submission waits a token's time.
-                UpdateExpression=(
-                    "SET rate = :rate, tokens = :zero, updated_at = :now, slowed_at = :now, "
-                    "version = if_not_exists(version, :zero) + :one"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return None  # another submission's refusal halved it at the same moment
-        return new_rate
+        changed = self._bucket.update(
+            # The bucket starts empty at the new rate: the storm's next submission waits a token's time.
+            "SET rate = :rate, tokens = :zero, updated_at = :now, slowed_at = :now, "
+            "version = if_not_exists(version, :zero) + :one",
+            values,
+            # Another submission's refusal may have halved it at the same moment: then this one does not.
+            "slowed_at = :seen" if slowed is not None else "attribute_not_exists(slowed_at)",
+        )
+        return new_rate if changed else None
 
     def speed_up(self) -> float | None:
         """A submission was accepted: add ``recovery_step`` back. Returns the new rate if it changed (the
         maximum means calm). Best effort: losing a race to another update loses one step, nothing else."""
-        item = self._item()
-        current = _n(item, "rate")
+        item = self._bucket.read()
+        current = number(item, "rate")
         if current is None or current >= self.max_rate:
             return None
         new_rate = min(self.max_rate, current + self.recovery_step)
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key={"name": {"S": ITEM}},
-                UpdateExpression="SET rate = :rate",
-                ConditionExpression="rate = :seen",
-                ExpressionAttributeValues={":rate": _num(new_rate), ":seen": item["rate"]},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return None
-        return new_rate
-
-
-def _n(item: dict[str, Any], name: str) -> float | None:
-    value = item.get(name, {}).get("N")
-    return float(value) if value is not None else None
-
-
-def _num(value: float) -> dict[str, str]:
-    return {"N": f"{value:.6f}"}
+        changed = self._bucket.update("SET rate = :rate", {":rate": n(new_rate), ":seen": item["rate"]}, "rate = :seen")
+        return new_rate if changed else None
