@@ -45,7 +45,7 @@ def _job_id(record: SQSRecord) -> str:
 def record_handler(record: SQSRecord) -> str:
     job_id = _job_id(record)
     with job_log_scope(job_id):  # the batch's next record must not log under this job's id
-        # paused_since: set on a message the credit breaker sent back (videogen.breaker).
+        # paused_since: set on a message sent back paused (videogen.breaker, videogen.pressure).
         return submit_job(get_services(), job_id, paused_since=message_number(record.body, "paused_since")).value
 
 

@@ -96,3 +96,19 @@ def env(aws: None, api_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) 
         outbox_dlq_url,
     )
     yield Env(api_server, queue_url, results_url, machine, outbox, outbox_dlq_url)
+
+
+CONTROL = "videogen-control"
+
+
+@pytest.fixture
+def control_table(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """The env with the control table (videogen.breaker, videogen.pressure); a test's own settings follow."""
+    from videogen.aws import client
+    from videogen.services import reset_services
+    from videogen_local.localmode.stack import create_control_table
+
+    create_control_table(client("dynamodb"), CONTROL)
+    monkeypatch.setenv("CONTROL_TABLE", CONTROL)
+    reset_services()
+    yield env

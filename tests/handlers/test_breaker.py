@@ -19,7 +19,6 @@ from videogen.jobs import JobStore
 from videogen.models import Job, JobStatus, VideoRequest
 from videogen.services import get_services, reset_services
 
-CONTROL = "videogen-control"
 ACCEPTED = {"id": "job-abc123", "polling_url": "/api/v1/videos/job-abc123", "status": "pending"}
 NO_CREDITS = Canned(
     402, {"error": {"code": 402, "message": "Insufficient credits. Add more using https://openrouter.ai/credits"}}
@@ -27,15 +26,11 @@ NO_CREDITS = Canned(
 
 
 @pytest.fixture
-def breaker_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    from videogen_local.localmode.stack import create_control_table
-
-    create_control_table(client("dynamodb"), CONTROL)
-    monkeypatch.setenv("CONTROL_TABLE", CONTROL)
+def breaker_env(control_table: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     monkeypatch.setenv("BREAKER_PROBE_SECONDS", "1")
     monkeypatch.setenv("BREAKER_MAX_PROBE_SECONDS", "4")
     reset_services()
-    yield env
+    yield control_table
 
 
 def queued(job_id: str) -> None:

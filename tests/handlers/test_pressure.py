@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.handlers.conftest import Env
-from tests.handlers.test_breaker import ACCEPTED, CONTROL, deferred, job, message, posts, queued
+from tests.handlers.test_breaker import ACCEPTED, deferred, job, message, posts, queued
 from tests.support.handlers import invoke
 from tests.support.scripted_http import Canned
 from videogen.aws import client
@@ -22,15 +22,11 @@ RATE_LIMITED = Canned(429, {"error": {"code": 429, "message": "Rate limit exceed
 
 
 @pytest.fixture
-def pressure_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    from videogen_local.localmode.stack import create_control_table
-
-    create_control_table(client("dynamodb"), CONTROL)
-    monkeypatch.setenv("CONTROL_TABLE", CONTROL)
+def pressure_env(control_table: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     monkeypatch.setenv("SUBMIT_MAX_RATE", "10")
     monkeypatch.setenv("PRESSURE_RECOVERY_STEP", "2")
     reset_services()
-    yield env
+    yield control_table
 
 
 def shared_rate() -> float | None:

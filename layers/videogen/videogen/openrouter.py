@@ -227,12 +227,18 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-def _has_error_envelope(response: httpx.Response) -> bool:
+def _envelope(response: httpx.Response) -> dict[str, Any] | None:
+    """OpenRouter's ``{"error": {...}}`` object, or None when the body is not one."""
     try:
         body = response.json()
     except ValueError:
-        return False
-    return isinstance(body, dict) and isinstance(body.get("error"), dict)
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def _has_error_envelope(response: httpx.Response) -> bool:
+    return _envelope(response) is not None
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -252,12 +258,7 @@ def _error_message(response: httpx.Response) -> str:
 
 def _error_metadata(response: httpx.Response) -> dict[str, object] | None:
     """``error.metadata`` of OpenRouter's envelope: ``limit_source`` tells a budget 402/403 from the rest."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    metadata = error.get("metadata") if isinstance(error, dict) else None
+    metadata = (_envelope(response) or {}).get("metadata")
     return metadata if isinstance(metadata, dict) else None
 
 

@@ -117,22 +117,24 @@ class WorkflowStarter:
                 raise
 
 
-def message_number(body: str | None, name: str) -> float | None:
-    """A numeric field of a queue message's JSON body (``paused_since`` on the submit queue), or None."""
+def _message_value(body: str | None, name: str) -> object:
     try:
-        value = json.loads(body or "")[name]
+        value: object = json.loads(body or "")[name]
     except (ValueError, TypeError, KeyError, IndexError, RecursionError):
         return None
+    return value
+
+
+def message_number(body: str | None, name: str) -> float | None:
+    """A numeric field of a queue message's JSON body (``paused_since`` on the submit queue), or None."""
+    value = _message_value(body, name)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def message_field(body: str | None, name: str) -> str | None:
     """A non-empty string field of a queue message's JSON body (``{"job_id": ...}`` on the submit queue,
     ``{"openrouter_job_id": ...}`` on the callback queue), or None for a body this service never sends."""
-    try:
-        value = json.loads(body or "")[name]
-    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
-        return None
+    value = _message_value(body, name)
     return value if isinstance(value, str) and value else None
 
 
@@ -145,7 +147,8 @@ class SubmitQueue:
 
     def defer(self, job_id: str, delay_seconds: int, paused_since: float) -> None:
         """Send the job's message again, to arrive after ``delay_seconds`` (SQS allows 0..900): a paused
-        submission (videogen.breaker). A new message, so the pause never counts towards maxReceiveCount."""
+        submission (videogen.breaker, videogen.pressure). A new message, so the pause never counts towards
+        maxReceiveCount."""
         body = {"job_id": job_id, "paused_since": paused_since}
         client("sqs").send_message(
             QueueUrl=self.queue_url, MessageBody=json.dumps(body), DelaySeconds=max(0, min(900, delay_seconds))
