@@ -826,32 +826,18 @@ def create_batches_table(dynamodb: Any, name: str) -> None:
 
 def create_keys_table(dynamodb: Any, name: str) -> None:
     """The tenant API keys table as template.yaml defines it (key ``key_id``); tests use it too."""
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "key_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "key_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_string_keyed_table(dynamodb, name, "key_id")
 
 
 def create_webhook_signing_table(dynamodb: Any, name: str) -> None:
     """The webhook signing table as template.yaml defines it (key ``owner``); tests use it too."""
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "owner", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "owner", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_string_keyed_table(dynamodb, name, "owner")
 
 
 def create_control_table(dynamodb: Any, name: str) -> None:
-    """The control table as template.yaml defines it (key ``name``: the credit breaker's state); tests use it too."""
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    """The control table as template.yaml defines it (key ``name``: the credit breaker, the shared submission
+    rate); tests use it too."""
+    _create_string_keyed_table(dynamodb, name, "name")
 
 
 def create_budgets_table(dynamodb: Any, name: str) -> None:
@@ -863,5 +849,14 @@ def create_budgets_table(dynamodb: Any, name: str) -> None:
             {"AttributeName": "owner", "AttributeType": "S"},
             {"AttributeName": "period", "AttributeType": "S"},
         ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def _create_string_keyed_table(dynamodb: Any, name: str, key: str) -> None:
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
