@@ -94,7 +94,7 @@ def moto_server() -> Iterator[Aws]:
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    args = [sys.executable, "-m", "bench.moto_server", "-H", "127.0.0.1", "-p", str(port)]
     with _process(args, f"{endpoint}/moto-api/"):
         aws = Aws(endpoint)
         create_jobs_table(aws.client("dynamodb"), TABLE)

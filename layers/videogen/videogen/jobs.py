@@ -8,9 +8,11 @@ import base64
 import contextlib
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -28,7 +30,15 @@ OPENROUTER_INDEX = "by_openrouter_job_id"
 # What a LastEvaluatedKey of the by_caller index holds: its key (caller, created_at) and the table's (id).
 PAGE_KEY_ATTRIBUTES = frozenset({"caller", "created_at", "id"})
 _ATTRIBUTE = {"#s": "status"}
+# create_many's concurrent PutItems: within botocore's connection pool (videogen.aws, 10 per client).
+CREATE_WRITERS = 8
 _TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
+
+
+@cache
+def _writers() -> ThreadPoolExecutor:
+    """One pool per process, made on first use: an execution environment reuses it across invocations."""
+    return ThreadPoolExecutor(max_workers=CREATE_WRITERS, thread_name_prefix="create-job")
 
 
 class Claim(StrEnum):
@@ -121,14 +131,19 @@ class JobStore:
         earlier read of the same lines), which are left as they are. One conditional PutItem each, not a
         transaction: they need not be written together (each is its line's own dedupe record), and a
         transaction would fail whole on one existing job. (moto also copies every table per transaction,
-        which would make the benchmark measure moto.)"""
-        existing = []
-        for job in jobs:
+        which would make the benchmark measure moto.) Up to CREATE_WRITERS at once: a manifest's intake is
+        a round trip per line, and concurrent ones are what makes it several times faster."""
+
+        def created(job: Job) -> str | None:
             try:
                 self.create(job)
             except JobExists:
-                existing.append(job.id)
-        return existing
+                return job.id
+            return None
+
+        if len(jobs) <= 1:
+            return [job_id for job_id in map(created, jobs) if job_id is not None]
+        return [job_id for job_id in _writers().map(created, jobs) if job_id is not None]
 
     def delete(self, job_id: str) -> None:
         client("dynamodb").delete_item(TableName=self.table, Key=_key(job_id))

@@ -436,6 +436,78 @@ def _moto_modules_listed_once() -> None:
     backends.list_of_moto_modules = lambda: listed
 
 
+# The attributes moto's Queue counts by walking every message of the queue.
+_QUEUE_COUNTS = (
+    "approximate_number_of_messages",
+    "approximate_number_of_messages_delayed",
+    "approximate_number_of_messages_not_visible",
+)
+_SQS_CALL = threading.local()
+
+
+class _UncountedQueue:
+    """A moto Queue whose message counts read 0: what SendMessage sees of it (it reads the queue's
+    settings, never its counts)."""
+
+    approximate_number_of_messages = approximate_number_of_messages_delayed = 0
+    approximate_number_of_messages_not_visible = 0
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+def _sqs_counts_on_demand() -> None:
+    """moto's ``Queue.attributes`` counts the queue's messages (three walks over all of them, each message
+    reading the clock twice through datetime) and SendMessage reads it once per message for one setting,
+    GetQueueAttributes once per attribute named: a queue of n messages costs O(n) per send, so a 100,000-line
+    batch cost the square of its lines, which SQS does not. Within SendMessage the counts are skipped,
+    within GetQueueAttributes they are counted once per call, and a message's visibility reads the clock
+    with ``time.time()`` (moto's own clock is the same clock, through two datetimes)."""
+    import moto.sqs.models as sqs
+
+    counted = sqs.Queue.attributes.fget
+    millis = sqs.unix_time_millis
+
+    def attributes(self: Any) -> dict[str, Any]:
+        if getattr(_SQS_CALL, "sending", False):
+            return counted(_UncountedQueue(self))  # type: ignore[no-any-return,misc]
+        cache: dict[int, dict[str, Any]] | None = getattr(_SQS_CALL, "counted", None)
+        if cache is None:
+            return counted(self)  # type: ignore[no-any-return,misc]
+        if id(self) not in cache:
+            cache[id(self)] = counted(self)  # type: ignore[misc]
+        return dict(cache[id(self)])
+
+    def sending(method: Callable[..., Any]) -> Callable[..., Any]:
+        def send(*args: Any, **kwargs: Any) -> Any:
+            outer = getattr(_SQS_CALL, "sending", False)
+            _SQS_CALL.sending = True
+            try:
+                return method(*args, **kwargs)
+            finally:
+                _SQS_CALL.sending = outer
+
+        return send
+
+    def counted_once(method: Callable[..., Any]) -> Callable[..., Any]:
+        def get_queue_attributes(*args: Any, **kwargs: Any) -> Any:
+            _SQS_CALL.counted = {}
+            try:
+                return method(*args, **kwargs)
+            finally:
+                _SQS_CALL.counted = None
+
+        return get_queue_attributes
+
+    sqs.Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
+    sqs.SQSBackend.send_message = sending(sqs.SQSBackend.send_message)  # type: ignore[method-assign]
+    sqs.SQSBackend.get_queue_attributes = counted_once(sqs.SQSBackend.get_queue_attributes)  # type: ignore[method-assign]
+    sqs.unix_time_millis = lambda dt=None: time.time() * 1000.0 if dt is None else millis(dt)
+
+
 class _NotPlain(Exception):
     """An attribute value the fast path does not know: moto's own serializer takes it."""
 
@@ -522,6 +594,7 @@ def apply() -> None:
         _fast_attribute_values()
         _shared_programs()
         _moto_modules_listed_once()
+        _sqs_counts_on_demand()
         _applied = True
     serialize_dynamodb_writes()
 
@@ -779,8 +852,47 @@ def check_attribute_value_patch() -> None:
     assert record["dynamodb"]["NewImage"] == item, record
 
 
+def check_sqs_counts_patch() -> None:
+    """Sends do not count the queue (a send of the 201st message walks no message), and GetQueueAttributes
+    still counts what is visible, in flight and delayed, as moto did."""
+    import moto.sqs.models as sqs
+
+    walks = 0
+    message_visible = sqs.Message.visible
+
+    def visible(self: Any) -> bool:
+        nonlocal walks
+        walks += 1
+        return bool(message_visible.fget(self))  # type: ignore[attr-defined]
+
+    with _mocked_functions({}):
+        assert sqs.SQSBackend.send_message.__name__ == "send"
+        client = _client("sqs")
+        url = client.create_queue(QueueName="smoke-counts")["QueueUrl"]
+        for start in range(0, 200, 10):
+            entries = [{"Id": str(n), "MessageBody": str(n)} for n in range(start, start + 10)]
+            client.send_message_batch(QueueUrl=url, Entries=entries)
+        client.send_message(QueueUrl=url, MessageBody="late", DelaySeconds=60)
+        client.receive_message(QueueUrl=url, MaxNumberOfMessages=3, VisibilityTimeout=60)
+        sqs.Message.visible = property(visible)  # type: ignore[method-assign,assignment]
+        try:
+            client.send_message(QueueUrl=url, MessageBody="one more")
+            assert walks == 0, f"a send walked {walks} messages"
+            names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            names.append("ApproximateNumberOfMessagesDelayed")
+            got = client.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        finally:
+            sqs.Message.visible = message_visible  # type: ignore[method-assign]
+    assert got == {
+        "ApproximateNumberOfMessages": "198",
+        "ApproximateNumberOfMessagesNotVisible": "3",
+        "ApproximateNumberOfMessagesDelayed": "1",
+    }, got
+
+
 SMOKE_CHECKS: tuple[Callable[[], None], ...] = (
     check_attribute_value_patch,
+    check_sqs_counts_patch,
     check_transaction_rollback_patch,
     check_invoke_patch,
     check_eventbridge_lambda_target_patch,
