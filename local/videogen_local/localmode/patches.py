@@ -436,6 +436,28 @@ def _moto_modules_listed_once() -> None:
     backends.list_of_moto_modules = lambda: listed
 
 
+def _backend_apps_without_debug() -> None:
+    """moto builds each service's Flask app with ``debug = True``; in debug mode Flask makes a new class for
+    every request that carries a body (its enctype helper, ``flask.debughelpers``), a few percent of local
+    serve's time. Errors are answered as moto answers them either way: its handlers turn them into AWS errors."""
+    from moto import server
+    from moto.moto_server import threaded_moto_server, werkzeug_app
+
+    create = werkzeug_app.create_backend_app
+    if getattr(create, "_videogen_no_debug", False):
+        return
+
+    def create_backend_app(service: Any) -> Any:
+        app = create(service)
+        app.debug = False
+        return app
+
+    create_backend_app._videogen_no_debug = True  # type: ignore[attr-defined]
+    werkzeug_app.create_backend_app = create_backend_app
+    threaded_moto_server.create_backend_app = create_backend_app  # type: ignore[attr-defined]
+    server.create_backend_app = create_backend_app  # type: ignore[attr-defined]
+
+
 # The attributes moto's Queue counts by walking every message of the queue.
 _QUEUE_COUNTS = (
     "approximate_number_of_messages",
@@ -595,6 +617,7 @@ def apply() -> None:
         _shared_programs()
         _moto_modules_listed_once()
         _sqs_counts_on_demand()
+        _backend_apps_without_debug()
         _applied = True
     serialize_dynamodb_writes()
 
@@ -890,7 +913,24 @@ def check_sqs_counts_patch() -> None:
     }, got
 
 
+def check_backend_apps_patch() -> None:
+    """moto's server builds its service apps without Flask's debug mode, and they still answer."""
+    from moto.moto_server import werkzeug_app
+    from werkzeug.test import Client
+
+    apply()
+    create = werkzeug_app.create_backend_app
+    assert create("s3").debug is False
+    answer = Client(werkzeug_app.DomainDispatcherApplication(create)).post(
+        "/",
+        data="Action=ListQueues",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Host": "sqs.us-east-1.amazonaws.com"},
+    )
+    assert answer.status_code == 200, answer.status_code
+
+
 SMOKE_CHECKS: tuple[Callable[[], None], ...] = (
+    check_backend_apps_patch,
     check_attribute_value_patch,
     check_sqs_counts_patch,
     check_transaction_rollback_patch,
