@@ -26,6 +26,7 @@ def pressure_env(control_table: Env, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("SUBMIT_MAX_RATE", "10")
     monkeypatch.setenv("PRESSURE_RECOVERY_STEP", "2")
     monkeypatch.setenv("PRESSURE_WINDOW_SECONDS", str(WINDOW))
+    monkeypatch.setenv("PRESSURE_MIN_ANSWERS", "4")
     reset_services()
     yield control_table
 

@@ -22,7 +22,14 @@ def pressure(aws: None) -> Iterator[SubmitPressure]:
 
     create_control_table(client("dynamodb"), TABLE)
     yield SubmitPressure(
-        TABLE, max_rate=10, min_rate=1, backoff_factor=0.5, recovery_step=2, window_seconds=2, slow_share=0.5
+        TABLE,
+        max_rate=10,
+        min_rate=1,
+        backoff_factor=0.5,
+        recovery_step=2,
+        window_seconds=2,
+        slow_share=0.5,
+        min_answers=4,
     )
 
 

@@ -230,6 +230,7 @@ class Services:
             recovery_step=s.pressure_recovery_step,
             window_seconds=s.pressure_window_seconds,
             slow_share=s.pressure_slow_share,
+            min_answers=s.pressure_min_answers,
         )
 
     @cached_property

@@ -107,6 +107,7 @@ class Settings(BaseModel):
     submit_min_rate: float = Field(default=0.2, gt=0, description="env SUBMIT_MIN_RATE (submissions/s)")
     pressure_window_seconds: float = Field(default=5.0, gt=0, description="env PRESSURE_WINDOW_SECONDS")
     pressure_slow_share: float = Field(default=0.5, gt=0, le=1, description="env PRESSURE_SLOW_SHARE")
+    pressure_min_answers: int = Field(default=20, ge=1, description="env PRESSURE_MIN_ANSWERS")
     pressure_recovery_step: float = Field(default=1.0, gt=0, description="env PRESSURE_RECOVERY_STEP")
 
     download_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1, description="env DOWNLOAD_PART_BYTES")
