@@ -93,10 +93,6 @@ def serve(log: Path, *args: str, extra_env: dict[str, str] | None = None) -> Ite
         "VIDEOGEN_KEY_AUTHORIZER_CACHE_SECONDS": "2",
         # Short, so the tests see a receiver that does not answer time out (deployed: 10 s).
         "WEBHOOK_READ_SECONDS": "1",
-        # Small, so the observability run's one pushed-back submission opens a window that the next answers
-        # judge (SubmitRate) within the run (deployed: 5 s and 20 answers).
-        "PRESSURE_WINDOW_SECONDS": "1",
-        "PRESSURE_MIN_ANSWERS": "3",
     }
     with local_serve(log, *args, env=env) as (info, process):
         served = Served(info, process)

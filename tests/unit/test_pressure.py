@@ -43,11 +43,12 @@ def item() -> dict[str, object]:
 
 
 def answers(pressure: SubmitPressure, start: float, refused: list[bool], spacing: float) -> list[object]:
-    """Answer one submission every ``spacing`` seconds from ``start``: the verdicts of those that judged."""
+    """Answer one submission every ``spacing`` seconds from ``start``: the verdicts of those that judged a
+    window (not those that opened one)."""
     return [
         verdict
         for k, was_refused in enumerate(refused)
-        if (verdict := pressure.answered(was_refused, start + k * spacing)) is not None
+        if (verdict := pressure.answered(was_refused, start + k * spacing)) is not None and not verdict.opened
     ]
 
 
@@ -98,7 +99,8 @@ def test_a_trickle_of_refusals_slows_no_one(pressure: SubmitPressure) -> None:
 
 
 def test_a_stray_refusal_opens_a_window_a_clean_one_closes_it(pressure: SubmitPressure) -> None:
-    assert pressure.answered(True, T0) is None
+    opened = pressure.answered(True, T0)
+    assert opened is not None and opened.opened and opened.rate == 10 and not opened.slowed
     assert pressure.take(T0 + 0.1).watched  # answers are counted now
     answers(pressure, T0 + 0.2, [False] * 5, 0.3)
     first = pressure.answered(False, T0 + 2.1)  # judges: 1 refusal in 7 answers

@@ -56,11 +56,13 @@ class Pace:
 
 @dataclass(frozen=True)
 class Judged:
-    """A window's verdict: the shared rate before and after it, and the window's refused share."""
+    """A window's verdict: the shared rate before and after it, and the window's refused share; or, with
+    ``opened``, a refusal in calm that opened a window (the rate unchanged, to be judged)."""
 
     rate: float
     previous: float
     refused_share: float
+    opened: bool = False
 
     @property
     def slowed(self) -> bool:
@@ -125,7 +127,7 @@ class SubmitPressure:
     def answered(self, refused: bool, now: float) -> Judged | None:
         """A submission was answered: refused (429 / 503) or accepted. Counts it in the open window (a
         refusal opens one), and judges the window once it has closed: the verdict if this call judged one
-        (``max_rate`` is calm). Best effort under races: an answer lost at a window's edge changes one
+        or opened one (``max_rate`` is calm). Best effort under races: an answer lost at a window's edge changes one
         window's share a little, nothing else."""
         for _ in range(TAKE_ATTEMPTS):
             item = self._bucket.read()
@@ -139,7 +141,8 @@ class SubmitPressure:
                     {":now": n(now), ":one": n(1), ":refused": n(1 if refused else 0)},
                     "attribute_not_exists(window_at)",
                 ):
-                    return None
+                    current = min(rate, self.max_rate) if rate is not None else self.max_rate
+                    return Judged(rate=current, previous=current, refused_share=1.0 if refused else 0.0, opened=True)
                 continue  # another answer opened it at the same moment: count this one in it
             if now - opened < self.window_seconds or (number(item, "answers") or 0.0) + 1 < self.min_answers:
                 if self._bucket.update(

@@ -163,12 +163,14 @@ def submit_job(
 
 
 def _judged(verdict: Judged | None) -> None:
-    """A window of answers judged by the shared pressure: its rate is charted at each window's end."""
+    """A window of answers opened or judged by the shared pressure: the rate is charted at each."""
     if verdict is None:
         return
     emit(Metric.SUBMIT_RATE, verdict.rate)
     extra = {"rate": verdict.rate, "previous_rate": verdict.previous, "refused_share": round(verdict.refused_share, 3)}
-    if verdict.slowed:
+    if verdict.opened:
+        logger.info("OpenRouter pushed back: a window of submission answers opened", extra=extra)
+    elif verdict.slowed:
         logger.warning("OpenRouter pushes back on many submissions: submissions slowed", extra=extra)
     else:
         logger.info("submission answers judged: the shared rate holds or recovers", extra=extra)
