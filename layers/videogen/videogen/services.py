@@ -228,9 +228,7 @@ class Services:
             max_rate=s.submit_max_rate,
             min_rate=min(s.submit_min_rate, s.submit_max_rate),
             recovery_step=s.pressure_recovery_step,
-            window_seconds=s.pressure_window_seconds,
-            slow_share=s.pressure_slow_share,
-            min_answers=s.pressure_min_answers,
+            cooldown_seconds=s.pressure_cooldown_seconds,
         )
 
     @cached_property
