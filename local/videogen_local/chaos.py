@@ -54,6 +54,7 @@ API_BACKOFF_SECONDS = 0.2  # doubled after each attempt
 WEBHOOK_WAIT_SECONDS = 90
 EVENT_SOURCE = "com.example.chaos"
 RECEIPT_WAIT_SECONDS = 60  # for an S3 request's receipt, or an EventBridge request's job record
+SUBMISSION_WATCH_SECONDS = 0.2  # how often a credit outage asks the simulator whether submissions have begun
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,8 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--credits-out-at",
         type=float,
         default=None,
-        help="seconds into the run when the simulated account runs out of credits (every submission refused "
-        "with 402 until --credits-out-for has passed); the credit breaker must pause, not fail, the jobs",
+        help="seconds after the first submission reaches OpenRouter when the simulated account runs out of "
+        "credits (every submission refused with 402 until --credits-out-for has passed); the credit breaker must "
+        "pause, not fail, the jobs",
     )
     parser.add_argument("--credits-out-for", type=float, default=60.0, help="seconds the credits stay out")
     parser.add_argument(
@@ -399,6 +401,7 @@ class CreditOutage:
         self._window = window
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="credit-outage", daemon=True)
+        self.first_submission_at: float | None = None
         self.out_at: float | None = None
         self.back_at: float | None = None
         self._started = time.monotonic()
@@ -416,12 +419,23 @@ class CreditOutage:
             self._set(False)  # a run that ended during the outage leaves the account as it found it
             self.back_at = time.monotonic() - self._started
 
+    def _submitted(self) -> bool:
+        stats = httpx.get(self._url.replace("/_sim/credits", "/_sim/stats"), timeout=30).json()
+        return int(stats["submissions"]) > 0
+
     def _set(self, out: bool) -> None:
         httpx.post(self._url, json={"out": out}, timeout=30).raise_for_status()
 
     def _run(self) -> None:
         assert self._window is not None
         start, length = self._window
+        # The window counts from OpenRouter's first submission, not from the run's start: the run's set-up and
+        # the doors take seconds of their own (more on a loaded machine), and an outage before any submission
+        # tests nothing.
+        while not self._submitted():
+            if self._stop.wait(SUBMISSION_WATCH_SECONDS):
+                return
+        self.first_submission_at = time.monotonic() - self._started
         if self._stop.wait(start):
             return
         self._set(True)
@@ -436,11 +450,16 @@ class CreditOutage:
         failed for it (the breaker's promise: none)."""
         refusals = httpx.get(self._url, timeout=30).json()["refusals"]
         return {
-            "out_at_seconds": round(self.out_at, 1) if self.out_at is not None else None,
-            "back_at_seconds": round(self.back_at, 1) if self.back_at is not None else None,
+            "first_submission_at_seconds": _rounded(self.first_submission_at),
+            "out_at_seconds": _rounded(self.out_at),
+            "back_at_seconds": _rounded(self.back_at),
             "submissions_refused": refusals,
             "jobs_failed_for_credits": run["failed_for_credits"],
         }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 1) if seconds is not None else None
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 DEFAULT_METRICS_FILE = "out/metrics.jsonl"
 # How long `local serve` may take to stop after SIGINT/SIGTERM before it prints its threads and exits 1.
 STOP_DEADLINE_SECONDS = 30
+SIGNAL_CHECK_SECONDS = 0.5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,7 +214,11 @@ def serve_local(args: argparse.Namespace) -> int:
     with LocalStack(config) as stack:
         ready_line.write(json.dumps(stack.info) + "\n")
         ready_line.flush()
-        stop.wait()
+        # A process-directed signal may land on any of the stack's threads; CPython then only runs the handler
+        # once the main thread executes bytecode again, which an untimed wait never does. Waking up now and
+        # then lets the handler run.
+        while not stop.wait(SIGNAL_CHECK_SECONDS):
+            pass
         print("stopping the local stack", file=sys.stderr)
         # Every part stops within seconds; one that hangs gets its stacks printed and the process ends
         # (exit status 1) rather than leaving a caller waiting on it.
