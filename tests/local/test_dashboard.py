@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -270,23 +271,56 @@ def test_line_writer_copies_or_diverts_emf_lines(recording: Path) -> None:
 
 
 def test_the_execution_watcher_counts_each_execution_once(recording: Path) -> None:
-    pages: list[dict[str, Any]] = [
-        {"executions": [{"executionArn": "e1", "status": "RUNNING", "startDate": None}], "nextToken": "2"},
-        {"executions": [{"executionArn": "e2", "status": "FAILED", "startDate": None, "stopDate": None}]},
-    ]
+    # ListExecutions as Step Functions answers it: newest first, in pages (of 2 here).
+    executions: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    put: list[dict[str, Any]] = []
 
     class Sfn:
         def list_executions(self, **request: Any) -> dict[str, Any]:
-            return pages[1] if request.get("nextToken") else pages[0]
+            calls.append(request)
+            wanted = [e for e in reversed(executions) if request.get("statusFilter") in (None, e["status"])]
+            start = int(request.get("nextToken", 0))
+            page: dict[str, Any] = {"executions": [dict(e) for e in wanted[start : start + 2]]}
+            if start + 2 < len(wanted):
+                page["nextToken"] = str(start + 2)
+            return page
 
-    watcher = ExecutionWatcher(Sfn(), None, NAMES.state_machine_arn)
-    assert watcher.record_metrics() == 3  # e1 started, e2 started and failed
-    pages[0]["executions"][0]["status"] = "SUCCEEDED"
-    assert watcher.record_metrics() == 1  # only e1's end is new
-    names = [json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] for line in recording.open()]
-    assert sorted(names) == sorted(
-        ["ExecutionsStarted", "ExecutionsStarted", "ExecutionsFailed", "ExecutionsSucceeded"]
-    )
+        def describe_execution(self, executionArn: str) -> dict[str, Any]:
+            found = next(e for e in executions if e["executionArn"] == executionArn)
+            return {**found, "stateMachineArn": NAMES.state_machine_arn, "name": executionArn, "input": "{}"}
+
+    class Events:
+        fail = False
+
+        def put_events(self, Entries: list[dict[str, Any]]) -> None:
+            if self.fail:
+                raise RuntimeError("PutEvents failed")
+            put.extend(Entries)
+
+    def execution(arn: str, status: str) -> None:
+        executions.append({"executionArn": arn, "status": status, "startDate": None, "stopDate": None})
+
+    events = Events()
+    watcher = ExecutionWatcher(Sfn(), events, NAMES.state_machine_arn)
+    for n in range(5):
+        execution(f"e{n}", "SUCCEEDED")
+    execution("e5", "RUNNING")
+    assert watcher.poll_once() == 11  # six started, five ended
+    calls.clear()
+    assert watcher.poll_once() == 0
+    # Nothing new: one page of the newest, and the running ones; not every execution again.
+    assert [c.get("statusFilter") for c in calls] == [None, "RUNNING"] and not any("nextToken" in c for c in calls)
+    executions[5]["status"] = "FAILED"
+    execution("e6", "TIMED_OUT")
+    events.fail = True  # the events of both endings are not put: a later tick puts them
+    with pytest.raises(RuntimeError):
+        watcher.poll_once()
+    events.fail = False
+    assert watcher.poll_once() == 2 and watcher.poll_once() == 0
+    assert sorted(json.loads(entry["Detail"])["status"] for entry in put) == ["FAILED", "TIMED_OUT"]
+    names = Counter(json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] for line in recording.open())
+    assert names == {"ExecutionsStarted": 7, "ExecutionsSucceeded": 5, "ExecutionsFailed": 1, "ExecutionsTimedOut": 1}
 
 
 def test_markdown_of_text_widgets() -> None:

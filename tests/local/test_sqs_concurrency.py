@@ -27,7 +27,7 @@ class CountingLambda:
             self.running += 1
             self.peak = max(self.peak, self.running)
             self.records += len(json.loads(Payload)["Records"])
-        time.sleep(0.05)
+        time.sleep(0.5)  # longer than a receive takes, so that batches overlap even on a loaded machine
         with self._lock:
             self.running -= 1
         return {"Payload": io.BytesIO(b'{"batchItemFailures": []}')}
@@ -72,3 +72,37 @@ def test_each_environment_takes_one_event_at_a_time() -> None:
     for thread in threads:
         thread.join()
     assert sorted(seen) == ["a", "b"] and environments.peak == 2 and environments.busy == 0
+
+
+def test_a_batch_in_invocation_stays_invisible_past_the_visibility_timeout(aws: None) -> None:
+    """Deployed, the visibility timeout is several times the function's timeout; locally it is 1 s here and
+    the invocation takes 2.5 s: the poller keeps the batch invisible until the invocation has ended."""
+    from videogen.aws import client
+
+    sqs = client("sqs")
+    queue_url = sqs.create_queue(QueueName="slow", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody="{}")
+    seen_while_running: list[dict[str, Any]] = []
+
+    class SlowLambda:
+        calls = 0
+
+        def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
+            SlowLambda.calls += 1
+            deadline = time.monotonic() + 2.5
+            while time.monotonic() < deadline:  # another consumer looking meanwhile finds nothing
+                seen_while_running.extend(
+                    sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0).get("Messages", [])
+                )
+                time.sleep(0.2)
+            return {"Payload": io.BytesIO(b'{"batchItemFailures": []}')}
+
+    poller = SqsPoller(
+        sqs, SlowLambda(), queue_url, "arn:aws:sqs:us-east-1:123456789012:slow", "f", visibility_seconds=1
+    )
+    assert poller.poll_once(wait_seconds=1) == 1
+    assert seen_while_running == [] and SlowLambda.calls == 1
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    assert (
+        attributes["ApproximateNumberOfMessages"] == "0" and attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+    )

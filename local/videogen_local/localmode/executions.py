@@ -54,6 +54,11 @@ def status_change_entry(execution: dict[str, Any]) -> dict[str, Any]:
 
 
 class ExecutionWatcher(BackgroundLoop):
+    """Each tick costs a page or two, however many executions the run has made: it reads the newest
+    executions until a page holds none it has seen before (ListExecutions is newest first), the running
+    ones, and each execution once more when it leaves RUNNING. (Reading every execution on every tick made
+    a 2,000-job run spend a third of a core on ListExecutions by its end.)"""
+
     name = "execution-watcher"
 
     def __init__(self, sfn: Any, events: Any, state_machine_arn: str, interval: float = 0.5) -> None:
@@ -61,47 +66,70 @@ class ExecutionWatcher(BackgroundLoop):
         self._sfn = sfn
         self._events = events
         self._arn = state_machine_arn
-        self._seen: set[str] = set()
-        self._counted_start: set[str] = set()
-        self._counted_end: set[str] = set()
+        self._known: set[str] = set()  # every execution seen
+        self._running: set[str] = set()  # seen running; its end not handled yet
 
     def tick(self) -> None:
         self.poll_once()
-        if metrics.recording():
-            self.record_metrics()
 
-    def record_metrics(self) -> int:
-        """Record ExecutionsStarted and the ending metric of every execution not counted yet, at the
-        execution's own start / stop time; returns how many lines were written."""
-        written = 0
+    def poll_once(self) -> int:
+        """Handle every execution that started or ended since the last call: its AWS/States metrics (while
+        metrics are recorded) and, for an ending the safety-net rule matches, its status-change event.
+        Returns how many starts and ends were handled."""
+        handled = 0
+        for item in self._new_executions():
+            arn = item["executionArn"]
+            self._known.add(arn)
+            self._started(item)
+            handled += 1
+            # Ended already: handled like one seen leaving RUNNING (below), so an event that could not be put
+            # (PutEvents failing) is put on a later tick.
+            self._running.add(arn)
+            if item["status"] != "RUNNING":
+                self._ended(item)
+                self._running.discard(arn)
+                handled += 1
+        if self._running:
+            still = {item["executionArn"] for item in self._listed(statusFilter="RUNNING")}
+            for arn in sorted(self._running - still):
+                execution = self._sfn.describe_execution(executionArn=arn)
+                if execution["status"] == "RUNNING":
+                    continue
+                self._ended(execution)
+                self._running.discard(arn)
+                handled += 1
+        return handled
+
+    def _new_executions(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
         request: dict[str, Any] = {"stateMachineArn": self._arn}
         while True:
             page = self._sfn.list_executions(**request)
-            for item in page["executions"]:
-                arn, status = item["executionArn"], item["status"]
-                if arn not in self._counted_start:
-                    self._counted_start.add(arn)
-                    metrics.record_execution(self._arn, "ExecutionsStarted", _seconds(item.get("startDate")))
-                    written += 1
-                if status in metrics.EXECUTION_METRICS and arn not in self._counted_end:
-                    self._counted_end.add(arn)
-                    ended = metrics.EXECUTION_METRICS[status]
-                    metrics.record_execution(self._arn, ended, _seconds(item.get("stopDate")))
-                    written += 1
-            if not page.get("nextToken"):
-                return written
+            new = [item for item in page["executions"] if item["executionArn"] not in self._known]
+            found.extend(new)
+            if not new or not page.get("nextToken"):
+                return found
             request["nextToken"] = page["nextToken"]
 
-    def poll_once(self) -> int:
-        """Emit one event per execution newly found in an ending status; returns how many."""
-        emitted = 0
-        for status in ENDED:
-            for item in self._sfn.list_executions(stateMachineArn=self._arn, statusFilter=status)["executions"]:
-                arn = item["executionArn"]
-                if arn in self._seen:
-                    continue
-                execution = self._sfn.describe_execution(executionArn=arn)
-                self._events.put_events(Entries=[status_change_entry(execution)])
-                self._seen.add(arn)
-                emitted += 1
-        return emitted
+    def _listed(self, **filters: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"stateMachineArn": self._arn, **filters}
+        while True:
+            page = self._sfn.list_executions(**request)
+            items.extend(page["executions"])
+            if not page.get("nextToken"):
+                return items
+            request["nextToken"] = page["nextToken"]
+
+    def _started(self, item: dict[str, Any]) -> None:
+        if metrics.recording():
+            metrics.record_execution(self._arn, "ExecutionsStarted", _seconds(item.get("startDate")))
+
+    def _ended(self, item: dict[str, Any]) -> None:
+        status = item["status"]
+        if status in ENDED:
+            # The event carries the execution's input, output, error and cause, which a listing leaves out.
+            execution = item if "input" in item else self._sfn.describe_execution(executionArn=item["executionArn"])
+            self._events.put_events(Entries=[status_change_entry(execution)])
+        if metrics.recording() and status in metrics.EXECUTION_METRICS:
+            metrics.record_execution(self._arn, metrics.EXECUTION_METRICS[status], _seconds(item.get("stopDate")))

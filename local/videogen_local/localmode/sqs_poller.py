@@ -11,6 +11,15 @@ invoked a second time, or a processed message is sent again to arrive a few seco
 ``max_concurrency`` (the event source's ScalingConfig.MaximumConcurrency): up to that many batches are in
 invocation at once, each received only when a slot is free, as Lambda's poller scales; ``peak`` records the
 most that were.
+
+``visibility_seconds`` (the queue's visibility timeout): deployed, a queue's visibility timeout is several
+times its function's timeout, so a batch never becomes visible again while its invocation runs. Locally the
+timeouts are seconds and an invocation is not cut off at its function's timeout, so the poller upholds the same
+rule itself: while a batch is in invocation its messages are kept invisible (ChangeMessageVisibilityBatch every
+third of the timeout). A batch that failed, or a poller that died, still comes back one timeout later. Without this, a
+loaded machine's 10-message submit batch outlasting the 5 s timeout was delivered a second time while the first
+delivery was still submitting, and the second copy found the first one's claim stale: "submission outcome
+unknown" for a job that was being submitted.
 """
 
 from __future__ import annotations
@@ -20,7 +29,9 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from videogen_local.localmode.aws_faults import AwsFaults
@@ -41,6 +52,7 @@ class SqsPoller(BackgroundLoop):
         function_name: str,
         faults: AwsFaults | None = None,
         max_concurrency: int = 1,
+        visibility_seconds: float | None = None,
     ) -> None:
         super().__init__(pause=0)  # the long poll (WaitTimeSeconds) is the pause
         self._sqs = sqs
@@ -55,6 +67,7 @@ class SqsPoller(BackgroundLoop):
         self._busy = 0
         self.peak = 0
         self._count = threading.Lock()
+        self._visibility = visibility_seconds
 
     def tick(self) -> None:
         if self.max_concurrency == 1:
@@ -113,11 +126,12 @@ class SqsPoller(BackgroundLoop):
 
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [self._record(message) for message in messages]}
-        done = self._invoke(event, messages)
-        if self._faults is not None and self._faults.duplicate_batch():
-            # At-least-once delivery: the same batch reaches the function again (what either delivery
-            # processed is deleted, as each consumer deletes what it processed).
-            done |= self._invoke(event, messages)
+        with self._kept_invisible(messages):
+            done = self._invoke(event, messages)
+            if self._faults is not None and self._faults.duplicate_batch():
+                # At-least-once delivery: the same batch reaches the function again (what either delivery
+                # processed is deleted, as each consumer deletes what it processed).
+                done |= self._invoke(event, messages)
         for message in messages:
             if message["MessageId"] not in done:
                 continue
@@ -127,6 +141,33 @@ class SqsPoller(BackgroundLoop):
                 # Delivered again after it was processed (only the body: the submit queue's messages
                 # carry no attributes).
                 self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=message["Body"], DelaySeconds=delay)
+
+    @contextmanager
+    def _kept_invisible(self, messages: list[dict[str, Any]]) -> Iterator[None]:
+        if self._visibility is None:
+            yield
+            return
+        visibility = self._visibility
+        done = threading.Event()
+        entries = [
+            {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": int(visibility)}
+            for n, message in enumerate(messages)
+        ]
+
+        def keep() -> None:
+            while not done.wait(visibility / 3):
+                try:
+                    self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
+                except Exception as exc:  # a missed extension only risks a redelivery, which the consumer handles
+                    log.info("%s: could not extend the visibility of a batch in invocation: %s", self.name, exc)
+
+        keeper = threading.Thread(target=keep, name=f"{self.name}-visibility", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
 
     def _invoke(self, event: dict[str, Any], messages: list[dict[str, Any]]) -> set[str]:
         """Invoke the function with one batch; returns the ids of the messages it processed."""

@@ -309,7 +309,10 @@ class LocalStack:
         outbox_dlq_url = clients["sqs"].create_queue(QueueName=self.names.outbox_dead_letter_queue)["QueueUrl"]
         os.environ["QUEUE_URL"] = queue_url
         batch_queue_url, batch_queue_arn, batch_dlq_url = self._queue_with_dlq(
-            clients["sqs"], self.names.batch_queue, self.names.batch_dead_letter_queue, BATCH_VISIBILITY_SECONDS
+            clients["sqs"],
+            self.names.batch_queue,
+            self.names.batch_dead_letter_queue,
+            visibility=BATCH_VISIBILITY_SECONDS,
         )
         os.environ["BATCH_QUEUE_URL"] = batch_queue_url
         self._reset_core_caches()
@@ -374,6 +377,7 @@ class LocalStack:
             self.names.function("submit"),
             faults=self._faults,
             max_concurrency=self.config.submit_max_concurrency,
+            visibility_seconds=self.config.queue_visibility_seconds,
         )
         self._poller.start()
         self._callback_poller = SqsPoller(
@@ -383,6 +387,7 @@ class LocalStack:
             callback_queue_arn,
             self.names.function("callback_nudge"),
             faults=self._faults,
+            visibility_seconds=self.config.queue_visibility_seconds,
         )
         self._callback_poller.start()
         self._webhook_poller = SqsPoller(
@@ -392,10 +397,17 @@ class LocalStack:
             webhook_queue_arn,
             self.names.function("webhook_deliver"),
             faults=self._faults,
+            visibility_seconds=self.config.queue_visibility_seconds,
         )
         self._webhook_poller.start()
         self._batch_poller = SqsPoller(
-            clients["sqs"], invoker, batch_queue_url, batch_queue_arn, self.names.function("batch"), faults=self._faults
+            clients["sqs"],
+            invoker,
+            batch_queue_url,
+            batch_queue_arn,
+            self.names.function("batch"),
+            faults=self._faults,
+            visibility_seconds=BATCH_VISIBILITY_SECONDS,
         )
         self._batch_poller.start()
         # The outbox: the jobs table's stream to the publish function, with the template's event source.
