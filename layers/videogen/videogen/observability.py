@@ -87,7 +87,7 @@ class Metric(Enum):
     # Batches (videogen.batches): manifest lines made jobs or refused (per invocation's reading), batches ended.
     BATCH_LINES = ("BatchLines", MetricUnit.Count, ("outcome",))
     BATCHES_COMPLETED = ("BatchesCompleted", MetricUnit.Count, ())
-    # Adaptive pressure (videogen.pressure): the shared submission rate each time it changes (submissions/s).
+    # Adaptive pressure (videogen.pressure): the shared submission rate as a window opens and after each judged one.
     SUBMIT_RATE = ("SubmitRate", MetricUnit.NoUnit, ())
 
     @property

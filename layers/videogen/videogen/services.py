@@ -228,7 +228,9 @@ class Services:
             max_rate=s.submit_max_rate,
             min_rate=min(s.submit_min_rate, s.submit_max_rate),
             recovery_step=s.pressure_recovery_step,
-            cooldown_seconds=s.pressure_cooldown_seconds,
+            window_seconds=s.pressure_window_seconds,
+            slow_share=s.pressure_slow_share,
+            min_answers=s.pressure_min_answers,
         )
 
     @cached_property

@@ -101,11 +101,14 @@ class Settings(BaseModel):
     )
 
     # Adaptive pressure (videogen.pressure), in the same control table: the shared submission rate's ceiling
-    # (calm: no pacing at all) and floor, its halving's cooldown and its additive recovery per accepted job.
+    # (calm: no pacing at all) and floor, the window its answers are judged over, the refused share that slows
+    # it down and what a better window adds back.
     submit_max_rate: float = Field(default=10.0, gt=0, description="env SUBMIT_MAX_RATE (submissions/s)")
     submit_min_rate: float = Field(default=0.2, gt=0, description="env SUBMIT_MIN_RATE (submissions/s)")
-    pressure_cooldown_seconds: float = Field(default=2.0, ge=0, description="env PRESSURE_COOLDOWN_SECONDS")
-    pressure_recovery_step: float = Field(default=0.5, gt=0, description="env PRESSURE_RECOVERY_STEP")
+    pressure_window_seconds: float = Field(default=5.0, gt=0, description="env PRESSURE_WINDOW_SECONDS")
+    pressure_slow_share: float = Field(default=0.5, gt=0, le=1, description="env PRESSURE_SLOW_SHARE")
+    pressure_min_answers: int = Field(default=20, ge=1, description="env PRESSURE_MIN_ANSWERS")
+    pressure_recovery_step: float = Field(default=1.0, gt=0, description="env PRESSURE_RECOVERY_STEP")
 
     download_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1, description="env DOWNLOAD_PART_BYTES")
     download_parts_in_flight: int = Field(

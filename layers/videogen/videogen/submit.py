@@ -32,7 +32,7 @@ from videogen.jobs import Claim
 from videogen.models import Job, JobStatus, WorkflowInput
 from videogen.observability import Metric, annotate_job, emit, logger
 from videogen.outcome import finish_job
-from videogen.pressure import Pace
+from videogen.pressure import Judged, Pace
 from videogen.services import Services
 
 # A submission without a token waits this long at most in the invocation; a longer wait goes back to the queue.
@@ -132,10 +132,7 @@ def submit_job(
         if pressure is not None and exc.status_code in PUSHBACK_STATUSES:
             # Known not accepted, and about OpenRouter's load, not the job: no attempt spent. Everyone slows.
             store.release_claim(job_id, f"submission paced: OpenRouter HTTP {exc.status_code}", counts=False)
-            slowed = pressure.slow_down(time.time())
-            if slowed is not None:
-                emit(Metric.SUBMIT_RATE, slowed)
-                logger.warning("OpenRouter pushes back: submissions slowed", extra={"rate": slowed})
+            _judged(pressure.answered(refused=True, now=time.time()))
             wait = max(exc.retry_after or 0.0, 1.0 / (pressure.rate() or pressure.max_rate))
             reason = "rate_limited" if exc.status_code == 429 else "no_provider"
             return _pause(services, job_id, wait, reason, paused_since, now)
@@ -154,10 +151,8 @@ def submit_job(
     if admission.probe and breaker is not None and breaker.probe_accepted(job_id, now):
         emit(Metric.SUBMIT_BREAKER_OPEN, 0)
         logger.info("credit breaker closed: a probe was accepted, submissions resume")
-    if pressure is not None and pace.rate is not None:
-        recovered = pressure.speed_up()
-        if recovered is not None:
-            emit(Metric.SUBMIT_RATE, recovered)
+    if pressure is not None and (pace.rate is not None or pace.watched):
+        _judged(pressure.answered(refused=False, now=time.time()))
     polling_url = services.openrouter.poll_url(accepted.polling_url, accepted.id)
     job = store.mark_submitted(job_id, accepted, polling_url)
     annotate_job(job_id, accepted.id)
@@ -165,6 +160,20 @@ def submit_job(
     emit(Metric.JOBS_SUBMITTED)
     start_workflow(services, job)
     return SubmitResult.SUBMITTED
+
+
+def _judged(verdict: Judged | None) -> None:
+    """A window of answers opened or judged by the shared pressure: the rate is charted at each."""
+    if verdict is None:
+        return
+    emit(Metric.SUBMIT_RATE, verdict.rate)
+    extra = {"rate": verdict.rate, "previous_rate": verdict.previous, "refused_share": round(verdict.refused_share, 3)}
+    if verdict.opened:
+        logger.info("OpenRouter pushed back: a window of submission answers opened", extra=extra)
+    elif verdict.slowed:
+        logger.warning("OpenRouter pushes back on many submissions: submissions slowed", extra=extra)
+    else:
+        logger.info("submission answers judged: the shared rate holds or recovers", extra=extra)
 
 
 def _probe_told_nothing(services: Services, job_id: str, now: float, admission: Admission) -> None:
