@@ -16,7 +16,9 @@ most that were.
 times its function's timeout, so a batch never becomes visible again while its invocation runs. Locally the
 timeouts are seconds and an invocation is not cut off at its function's timeout, so the poller upholds the same
 rule itself: while a batch is in invocation its messages are kept invisible (ChangeMessageVisibilityBatch every
-third of the timeout). A batch that failed, or a poller that died, still comes back one timeout later. Without this, a
+third of the timeout). A batch that failed, or a poller that died, still comes back one timeout later. Not for
+a function that sets a message's visibility itself (webhook_deliver's retry delays): the extensions would
+overwrite it. Without this, a
 loaded machine's 10-message submit batch outlasting the 5 s timeout was delivered a second time while the first
 delivery was still submitting, and the second copy found the first one's claim stale: "submission outcome
 unknown" for a job that was being submitted.

@@ -397,7 +397,8 @@ class LocalStack:
             webhook_queue_arn,
             self.names.function("webhook_deliver"),
             faults=self._faults,
-            visibility_seconds=self.config.queue_visibility_seconds,
+            # No visibility kept up here: the function sets a failed delivery's own visibility (its retry
+            # delay), which the poller's extensions would overwrite.
         )
         self._webhook_poller.start()
         self._batch_poller = SqsPoller(
