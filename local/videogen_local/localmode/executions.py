@@ -13,6 +13,7 @@ dashboard charts (started, and succeeded / failed / timed out / aborted), once p
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -102,23 +103,23 @@ class ExecutionWatcher(BackgroundLoop):
 
     def _new_executions(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        request: dict[str, Any] = {"stateMachineArn": self._arn}
-        while True:
-            page = self._sfn.list_executions(**request)
-            new = [item for item in page["executions"] if item["executionArn"] not in self._known]
+        for page in self._pages():
+            new = [item for item in page if item["executionArn"] not in self._known]
             found.extend(new)
-            if not new or not page.get("nextToken"):
-                return found
-            request["nextToken"] = page["nextToken"]
+            if not new:  # newest first: past a page of known ones, every execution is known
+                break
+        return found
 
     def _listed(self, **filters: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+        return [item for page in self._pages(**filters) for item in page]
+
+    def _pages(self, **filters: str) -> Iterator[list[dict[str, Any]]]:
         request: dict[str, Any] = {"stateMachineArn": self._arn, **filters}
         while True:
             page = self._sfn.list_executions(**request)
-            items.extend(page["executions"])
+            yield page["executions"]
             if not page.get("nextToken"):
-                return items
+                return
             request["nextToken"] = page["nextToken"]
 
     def _started(self, item: dict[str, Any]) -> None:

@@ -369,48 +369,29 @@ class LocalStack:
             },
         )
 
-        self._poller = SqsPoller(
-            clients["sqs"],
-            invoker,
-            queue_url,
-            queue_arn,
-            self.names.function("submit"),
-            faults=self._faults,
+        def started_poller(queue: tuple[str, str], function: str, **options: Any) -> SqsPoller:
+            poller = SqsPoller(
+                clients["sqs"], invoker, *queue, self.names.function(function), faults=self._faults, **options
+            )
+            poller.start()
+            return poller
+
+        visibility = self.config.queue_visibility_seconds
+        self._poller = started_poller(
+            (queue_url, queue_arn),
+            "submit",
             max_concurrency=self.config.submit_max_concurrency,
-            visibility_seconds=self.config.queue_visibility_seconds,
+            visibility_seconds=visibility,
         )
-        self._poller.start()
-        self._callback_poller = SqsPoller(
-            clients["sqs"],
-            invoker,
-            callback_queue_url,
-            callback_queue_arn,
-            self.names.function("callback_nudge"),
-            faults=self._faults,
-            visibility_seconds=self.config.queue_visibility_seconds,
+        self._callback_poller = started_poller(
+            (callback_queue_url, callback_queue_arn), "callback_nudge", visibility_seconds=visibility
         )
-        self._callback_poller.start()
-        self._webhook_poller = SqsPoller(
-            clients["sqs"],
-            invoker,
-            webhook_queue_url,
-            webhook_queue_arn,
-            self.names.function("webhook_deliver"),
-            faults=self._faults,
-            # No visibility kept up here: the function sets a failed delivery's own visibility (its retry
-            # delay), which the poller's extensions would overwrite.
+        # No visibility kept up here: the function sets a failed delivery's own visibility (its retry delay),
+        # which the poller's extensions would overwrite.
+        self._webhook_poller = started_poller((webhook_queue_url, webhook_queue_arn), "webhook_deliver")
+        self._batch_poller = started_poller(
+            (batch_queue_url, batch_queue_arn), "batch", visibility_seconds=BATCH_VISIBILITY_SECONDS
         )
-        self._webhook_poller.start()
-        self._batch_poller = SqsPoller(
-            clients["sqs"],
-            invoker,
-            batch_queue_url,
-            batch_queue_arn,
-            self.names.function("batch"),
-            faults=self._faults,
-            visibility_seconds=BATCH_VISIBILITY_SECONDS,
-        )
-        self._batch_poller.start()
         # The outbox: the jobs table's stream to the publish function, with the template's event source.
         self._stream_poller = StreamPoller(
             session.client("dynamodbstreams"),
