@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from videogen_local.localmode import metrics, output
+from videogen_local.localmode import metrics, moto_caches, output
 from videogen_local.localmode.aws_faults import AwsFaults, FunctionCrash
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -138,12 +138,15 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
             if environments is not None:
                 handler = environment  # this environment's copy of the function
             started = time.perf_counter()  # the function's duration, not its wait for the environment
-            output.CURRENT_FUNCTION.name = self.function_name  # each log line under its function's log group
+            # Each log line under its function's log group. The handler runs on its caller's thread (in_process.py):
+            # whatever that thread was running before comes back after.
+            outer = getattr(output.CURRENT_FUNCTION, "name", None)
+            output.CURRENT_FUNCTION.name = self.function_name
             try:
                 with around:
                     answer = json.dumps(handler(event, context), default=str)
             finally:
-                output.CURRENT_FUNCTION.name = None
+                output.CURRENT_FUNCTION.name = outer
     except FunctionCrash as death:
         # The injected death of the function's process (aws_faults.py): what Lambda reports for it.
         metrics.record_lambda(self.function_name, (time.perf_counter() - started) * 1000, error=True)
@@ -618,6 +621,7 @@ def apply() -> None:
         _moto_modules_listed_once()
         _sqs_counts_on_demand()
         _backend_apps_without_debug()
+        moto_caches.apply()
         _applied = True
     serialize_dynamodb_writes()
 
@@ -929,7 +933,15 @@ def check_backend_apps_patch() -> None:
     assert answer.status_code == 200, answer.status_code
 
 
+def check_moto_caches() -> None:
+    """moto_caches.py: each cached path answers as moto's own."""
+    if ASYNC_INVOKER is not None:
+        raise RuntimeError("a local stack is running in this process: the smoke checks would reset it")
+    moto_caches.check()
+
+
 SMOKE_CHECKS: tuple[Callable[[], None], ...] = (
+    check_moto_caches,
     check_backend_apps_patch,
     check_attribute_value_patch,
     check_sqs_counts_patch,

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from videogen_local.localmode import metrics, patches
+from videogen_local.localmode import in_process, metrics, patches
 from videogen_local.localmode.async_invoke import AsyncConfig, AsyncInvoker
 from videogen_local.localmode.authorizer import LocalAuthorizer
 from videogen_local.localmode.aws_faults import CRASHING_FUNCTIONS, HANDLER_SERVICES, AwsFaults
@@ -210,6 +210,7 @@ class LocalStack:
         port = free_port()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
+        in_process.serve(port)  # the calls made in this process skip the server (in_process.py)
         endpoint = f"http://127.0.0.1:{port}"
         # moto's state lives in this process, not in the server: start from a clean slate.
         import httpx
@@ -522,6 +523,7 @@ class LocalStack:
             self._async_invoker.stop()
             self._async_invoker = None
         if self._server:
+            in_process.stop()
             self._server.stop()
             self._server = None
         if self.simulator is not None:
