@@ -16,7 +16,7 @@ import pytest
 from videogen_local import dashboard
 from videogen_local.dashboard import DashboardError, MetricStore, Timeline
 from videogen_local.localmode import metrics
-from videogen_local.localmode.executions import ExecutionWatcher
+from videogen_local.localmode.executions import STARTED, STOPPED, ExecutionWatcher
 from videogen_local.localmode.names import Names
 from videogen_local.localmode.output import LineWriter
 
@@ -271,24 +271,23 @@ def test_line_writer_copies_or_diverts_emf_lines(recording: Path) -> None:
 
 
 def test_the_execution_watcher_counts_each_execution_once(recording: Path) -> None:
-    # ListExecutions as Step Functions answers it: newest first, in pages (of 2 here).
-    executions: list[dict[str, Any]] = []
-    calls: list[dict[str, Any]] = []
+    # What moto's interpreter reports (executions.hook_moto), and DescribeExecution as Step Functions answers it.
+    executions: dict[str, str] = {}
+    described: list[str] = []
     put: list[dict[str, Any]] = []
 
     class Sfn:
-        def list_executions(self, **request: Any) -> dict[str, Any]:
-            calls.append(request)
-            wanted = [e for e in reversed(executions) if request.get("statusFilter") in (None, e["status"])]
-            start = int(request.get("nextToken", 0))
-            page: dict[str, Any] = {"executions": [dict(e) for e in wanted[start : start + 2]]}
-            if start + 2 < len(wanted):
-                page["nextToken"] = str(start + 2)
-            return page
-
         def describe_execution(self, executionArn: str) -> dict[str, Any]:
-            found = next(e for e in executions if e["executionArn"] == executionArn)
-            return {**found, "stateMachineArn": NAMES.state_machine_arn, "name": executionArn, "input": "{}"}
+            described.append(executionArn)
+            return {
+                "executionArn": executionArn,
+                "status": executions[executionArn],
+                "stateMachineArn": NAMES.state_machine_arn,
+                "name": executionArn,
+                "input": "{}",
+                "startDate": None,
+                "stopDate": None,
+            }
 
     class Events:
         fail = False
@@ -298,21 +297,25 @@ def test_the_execution_watcher_counts_each_execution_once(recording: Path) -> No
                 raise RuntimeError("PutEvents failed")
             put.extend(Entries)
 
-    def execution(arn: str, status: str) -> None:
-        executions.append({"executionArn": arn, "status": status, "startDate": None, "stopDate": None})
-
     events = Events()
     watcher = ExecutionWatcher(Sfn(), events, NAMES.state_machine_arn)
+
+    def report(change: str, arn: str, status: str = "RUNNING", machine: str = NAMES.state_machine_arn) -> None:
+        executions[arn] = status
+        watcher.notify(change, arn, machine, None)
+
     for n in range(5):
-        execution(f"e{n}", "SUCCEEDED")
-    execution("e5", "RUNNING")
-    assert watcher.poll_once() == 11  # six started, five ended
-    calls.clear()
-    assert watcher.poll_once() == 0
-    # Nothing new: one page of the newest, and the running ones; not every execution again.
-    assert [c.get("statusFilter") for c in calls] == [None, "RUNNING"] and not any("nextToken" in c for c in calls)
-    executions[5]["status"] = "FAILED"
-    execution("e6", "TIMED_OUT")
+        report(STARTED, f"e{n}")
+        report(STOPPED, f"e{n}", "SUCCEEDED")
+    report(STARTED, "e5")
+    report(STARTED, "other", machine="arn:aws:states:us-east-1:123456789012:stateMachine:another")
+    assert watcher.poll_once() == 11  # six started, five ended (another state machine's are not this watcher's)
+    described.clear()
+    # Nothing new: nothing to read.
+    assert watcher.poll_once() == 0 and described == []
+    report(STOPPED, "e5", "FAILED")
+    report(STARTED, "e6")
+    report(STOPPED, "e6", "TIMED_OUT")
     events.fail = True  # the events of both endings are not put: a later tick puts them
     with pytest.raises(RuntimeError):
         watcher.poll_once()

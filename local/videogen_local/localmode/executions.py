@@ -2,9 +2,10 @@
 
 On AWS, Step Functions puts "Step Functions Execution Status Change" events on the default event bus;
 the template's safety-net rule sends those with status FAILED, TIMED_OUT or ABORTED to the fail
-function. Here a watcher polls the state machine's executions and puts the same events on the default
-bus, where the local copy of that rule (same pattern) routes them. Only the ending statuses the rule
-matches are emitted; RUNNING/SUCCEEDED are not, since nothing local listens for them.
+function. Here moto's interpreter tells a watcher when each execution starts and ends (``hook_moto``), and the
+watcher puts the same events on the default bus, where the local copy of that rule (same pattern) routes them.
+Only the ending statuses the rule matches are emitted; RUNNING/SUCCEEDED are not, since nothing local listens
+for them.
 
 While local serve records metrics, the watcher also writes the AWS/States execution metrics the
 dashboard charts (started, and succeeded / failed / timed out / aborted), once per execution.
@@ -13,15 +14,24 @@ dashboard charts (started, and succeeded / failed / timed out / aborted), once p
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+import queue
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from videogen_local.localmode import metrics
 from videogen_local.localmode.loop import BackgroundLoop
 
+log = logging.getLogger("videogen.local")
 DETAIL_TYPE = "Step Functions Execution Status Change"
 ENDED = ("FAILED", "TIMED_OUT", "ABORTED")
+STARTED, STOPPED = "started", "ended"
+
+# Set by a running local stack: told (STARTED or STOPPED, execution ARN, state machine ARN, when) by moto's
+# Step Functions, on the thread that started the execution or ran it to its end.
+Listener = Callable[[str, str, str, datetime | None], None]
+LISTENER: Listener | None = None
 
 
 def _millis(value: Any) -> int | None:
@@ -55,10 +65,10 @@ def status_change_entry(execution: dict[str, Any]) -> dict[str, Any]:
 
 
 class ExecutionWatcher(BackgroundLoop):
-    """Each tick costs a page or two, however many executions the run has made: it reads the newest
-    executions until a page holds none it has seen before (ListExecutions is newest first), the running
-    ones, and each execution once more when it leaves RUNNING. (Reading every execution on every tick made
-    a 2,000-job run spend a third of a core on ListExecutions by its end.)"""
+    """Handles what moto's interpreter reported (``notify``) since its last tick: costs nothing while no
+    execution starts or ends, and one DescribeExecution per execution that ended. (It used to list the
+    executions each tick: at a few hundred running at once, listing the running ones cost a tenth of local
+    serve's time.)"""
 
     name = "execution-watcher"
 
@@ -67,8 +77,13 @@ class ExecutionWatcher(BackgroundLoop):
         self._sfn = sfn
         self._events = events
         self._arn = state_machine_arn
-        self._known: set[str] = set()  # every execution seen
-        self._running: set[str] = set()  # seen running; its end not handled yet
+        self._reported: queue.SimpleQueue[tuple[str, str, datetime | None]] = queue.SimpleQueue()
+        self._ending: list[str] = []  # ended; its event not put yet (PutEvents failed: tried again next tick)
+
+    def notify(self, change: str, execution_arn: str, state_machine_arn: str, when: datetime | None) -> None:
+        """moto's report (a Listener): an execution of this watcher's state machine started or ended."""
+        if state_machine_arn == self._arn:
+            self._reported.put((change, execution_arn, when))
 
     def tick(self) -> None:
         self.poll_once()
@@ -78,59 +93,62 @@ class ExecutionWatcher(BackgroundLoop):
         metrics are recorded) and, for an ending the safety-net rule matches, its status-change event.
         Returns how many starts and ends were handled."""
         handled = 0
-        for item in self._new_executions():
-            arn = item["executionArn"]
-            self._known.add(arn)
-            self._started(item)
+        while True:
+            try:
+                change, arn, when = self._reported.get_nowait()
+            except queue.Empty:
+                break
+            if change == STARTED:
+                if metrics.recording():
+                    metrics.record_execution(self._arn, "ExecutionsStarted", _seconds(when))
+                handled += 1
+            else:
+                self._ending.append(arn)
+        while self._ending:
+            self._ended(self._sfn.describe_execution(executionArn=self._ending[0]))
+            self._ending.pop(0)
             handled += 1
-            # Ended already: handled like one seen leaving RUNNING (below), so an event that could not be put
-            # (PutEvents failing) is put on a later tick.
-            self._running.add(arn)
-            if item["status"] != "RUNNING":
-                self._ended(item)
-                self._running.discard(arn)
-                handled += 1
-        if self._running:
-            still = {item["executionArn"] for item in self._listed(statusFilter="RUNNING")}
-            for arn in sorted(self._running - still):
-                execution = self._sfn.describe_execution(executionArn=arn)
-                if execution["status"] == "RUNNING":
-                    continue
-                self._ended(execution)
-                self._running.discard(arn)
-                handled += 1
         return handled
 
-    def _new_executions(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for page in self._pages():
-            new = [item for item in page if item["executionArn"] not in self._known]
-            found.extend(new)
-            if not new:  # newest first: past a page of known ones, every execution is known
-                break
-        return found
-
-    def _listed(self, **filters: str) -> list[dict[str, Any]]:
-        return [item for page in self._pages(**filters) for item in page]
-
-    def _pages(self, **filters: str) -> Iterator[list[dict[str, Any]]]:
-        request: dict[str, Any] = {"stateMachineArn": self._arn, **filters}
-        while True:
-            page = self._sfn.list_executions(**request)
-            yield page["executions"]
-            if not page.get("nextToken"):
-                return
-            request["nextToken"] = page["nextToken"]
-
-    def _started(self, item: dict[str, Any]) -> None:
-        if metrics.recording():
-            metrics.record_execution(self._arn, "ExecutionsStarted", _seconds(item.get("startDate")))
-
-    def _ended(self, item: dict[str, Any]) -> None:
-        status = item["status"]
+    def _ended(self, execution: dict[str, Any]) -> None:
+        status = execution["status"]
         if status in ENDED:
-            # The event carries the execution's input, output, error and cause, which a listing leaves out.
-            execution = item if "input" in item else self._sfn.describe_execution(executionArn=item["executionArn"])
+            # The event carries the execution's input, output, error and cause.
             self._events.put_events(Entries=[status_change_entry(execution)])
         if metrics.recording() and status in metrics.EXECUTION_METRICS:
-            metrics.record_execution(self._arn, metrics.EXECUTION_METRICS[status], _seconds(item.get("stopDate")))
+            metrics.record_execution(self._arn, metrics.EXECUTION_METRICS[status], _seconds(execution.get("stopDate")))
+
+
+def _tell(change: str, execution: Any, when: datetime | None) -> None:
+    listener = LISTENER
+    if listener is None:
+        return
+    try:
+        listener(change, str(execution.exec_arn), str(execution.state_machine_arn), when)
+    except Exception:  # moto's thread must go on whatever the watcher does
+        log.exception("the execution watcher could not take a report of %s", getattr(execution, "exec_arn", "?"))
+
+
+def hook_moto() -> None:
+    """moto 5.2.5's interpreter (moto.stepfunctions.parser) starts every execution with ``Execution.start`` and
+    ends every one, whatever its ending (success, failure, time-out, StopExecution), with its worker
+    communication's ``terminated``, which records the final status: each is followed by a report to LISTENER.
+    Idempotent."""
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+
+    if getattr(Execution.start, "_videogen_reports", False):
+        return
+    start = Execution.start
+    terminated = BaseExecutionWorkerCommunication.terminated
+
+    def started(self: Any) -> None:
+        start(self)
+        _tell(STARTED, self, self.start_date)
+
+    def ended(self: Any) -> None:
+        terminated(self)
+        _tell(STOPPED, self.execution, self.execution.stop_date)
+
+    started._videogen_reports = True  # type: ignore[attr-defined]
+    Execution.start = started  # type: ignore[method-assign]
+    BaseExecutionWorkerCommunication.terminated = ended  # type: ignore[method-assign]

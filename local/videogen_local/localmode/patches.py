@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from videogen_local.localmode import metrics, moto_caches, output
+from videogen_local.localmode import executions, metrics, moto_caches, output
 from videogen_local.localmode.aws_faults import AwsFaults, FunctionCrash
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -622,6 +622,7 @@ def apply() -> None:
         _sqs_counts_on_demand()
         _backend_apps_without_debug()
         moto_caches.apply()
+        executions.hook_moto()
         _applied = True
     serialize_dynamodb_writes()
 
@@ -637,9 +638,11 @@ def _client(service: str) -> Any:
     import boto3
 
     # An explicit AWS endpoint beats AWS_ENDPOINT_URL, so the call is intercepted by mock_aws.
-    host = {"s3": "s3.amazonaws.com", "dynamodbstreams": f"streams.dynamodb.{_REGION}.amazonaws.com"}.get(
-        service, f"{service}.{_REGION}.amazonaws.com"
-    )
+    host = {
+        "s3": "s3.amazonaws.com",
+        "dynamodbstreams": f"streams.dynamodb.{_REGION}.amazonaws.com",
+        "stepfunctions": f"states.{_REGION}.amazonaws.com",
+    }.get(service, f"{service}.{_REGION}.amazonaws.com")
     return boto3.client(
         service,
         region_name=_REGION,
@@ -940,7 +943,58 @@ def check_moto_caches() -> None:
     moto_caches.check()
 
 
+def check_execution_reports() -> None:
+    """moto's interpreter reports each execution's start and its end, once each, after its status is final:
+    one that succeeds, one that fails and one stopped by StopExecution."""
+    from moto import mock_aws
+
+    if ASYNC_INVOKER is not None:
+        raise RuntimeError("a local stack is running in this process: the smoke checks would reset it")
+    apply()
+    reports: list[tuple[str, str, str]] = []
+    statuses: dict[str, str] = {}
+    done = threading.Event()
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):  # type: ignore[arg-type]
+        sfn = _client("stepfunctions")
+
+        def listener(change: str, arn: str, machine: str, when: Any) -> None:
+            reports.append((change, arn.rsplit(":", 1)[-1], machine.rsplit(":", 1)[-1]))
+            if change == executions.STOPPED:
+                statuses[arn.rsplit(":", 1)[-1]] = sfn.describe_execution(executionArn=arn)["status"]
+                if len(statuses) == 3:
+                    done.set()
+
+        def machine(name: str, states: dict[str, Any]) -> str:
+            definition = json.dumps({"StartAt": "S", "States": states})
+            role = "arn:aws:iam::123456789012:role/smoke"
+            return str(sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"])
+
+        passes = machine("smoke-pass", {"S": {"Type": "Pass", "End": True}})
+        fails = machine("smoke-fail", {"S": {"Type": "Fail", "Error": "E", "Cause": "c"}})
+        waits = machine("smoke-wait", {"S": {"Type": "Wait", "Seconds": 30, "End": True}})
+        executions.LISTENER = listener
+        try:
+            sfn.start_execution(stateMachineArn=passes, name="p")
+            sfn.start_execution(stateMachineArn=fails, name="f")
+            stopped = sfn.start_execution(stateMachineArn=waits, name="w")["executionArn"]
+            time.sleep(0.5)
+            sfn.stop_execution(executionArn=stopped)
+            done.wait(20)
+        finally:
+            executions.LISTENER = None
+    assert statuses == {"p": "SUCCEEDED", "f": "FAILED", "w": "ABORTED"}, (statuses, reports)
+    assert sorted(reports) == sorted(
+        [
+            (change, name, f"smoke-{kind}")
+            for name, kind in (("p", "pass"), ("f", "fail"), ("w", "wait"))
+            for change in (executions.STARTED, executions.STOPPED)
+        ]
+    ), reports
+
+
 SMOKE_CHECKS: tuple[Callable[[], None], ...] = (
+    check_execution_reports,
     check_moto_caches,
     check_backend_apps_patch,
     check_attribute_value_patch,

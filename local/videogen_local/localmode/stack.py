@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from videogen_local.localmode import in_process, metrics, patches
+from videogen_local.localmode import executions, in_process, metrics, patches
 from videogen_local.localmode.async_invoke import AsyncConfig, AsyncInvoker
 from videogen_local.localmode.authorizer import LocalAuthorizer
 from videogen_local.localmode.aws_faults import CRASHING_FUNCTIONS, HANDLER_SERVICES, AwsFaults
@@ -410,6 +410,7 @@ class LocalStack:
             self.names.state_machine_arn,
             interval=self.config.execution_watch_seconds,
         )
+        executions.LISTENER = self._watcher.notify
         self._watcher.start()
         self._front_door = FrontDoor(
             invoker,
@@ -508,6 +509,8 @@ class LocalStack:
             self._stream_poller.stop()
             self._stream_poller = None
         if self._watcher:
+            if self._watcher.notify == executions.LISTENER:
+                executions.LISTENER = None
             self._watcher.stop()
             self._watcher = None
         if self._queue_sampler:
