@@ -652,6 +652,11 @@ def _client(service: str) -> Any:
     )
 
 
+def _refuse_beside_a_stack() -> None:
+    if ASYNC_INVOKER is not None:
+        raise RuntimeError("a local stack is running in this process: the smoke checks would reset it")
+
+
 @contextmanager
 def _mocked_functions(handlers: dict[str, Handler]) -> Iterator[dict[str, str]]:
     """mock_aws with the patches applied and one function per handler; yields name -> ARN."""
@@ -660,8 +665,7 @@ def _mocked_functions(handlers: dict[str, Handler]) -> Iterator[dict[str, str]]:
 
     from moto import mock_aws
 
-    if ASYNC_INVOKER is not None:
-        raise RuntimeError("a local stack is running in this process: the smoke checks would reset it")
+    _refuse_beside_a_stack()
     apply()
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
@@ -938,8 +942,7 @@ def check_backend_apps_patch() -> None:
 
 def check_moto_caches() -> None:
     """moto_caches.py: each cached path answers as moto's own."""
-    if ASYNC_INVOKER is not None:
-        raise RuntimeError("a local stack is running in this process: the smoke checks would reset it")
+    _refuse_beside_a_stack()
     moto_caches.check()
 
 
@@ -948,8 +951,7 @@ def check_execution_reports() -> None:
     one that succeeds, one that fails and one stopped by StopExecution."""
     from moto import mock_aws
 
-    if ASYNC_INVOKER is not None:
-        raise RuntimeError("a local stack is running in this process: the smoke checks would reset it")
+    _refuse_beside_a_stack()
     apply()
     reports: list[tuple[str, str, str]] = []
     statuses: dict[str, str] = {}

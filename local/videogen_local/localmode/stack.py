@@ -85,7 +85,7 @@ class LocalStackConfig:
     queue_visibility_seconds: int = LOCAL_VISIBILITY_SECONDS
     # Lambda retries failed asynchronous invocations after about 1 and 2 minutes; locally seconds.
     async_retry_delay_seconds: float = 1.0
-    # How often the stand-in for Step Functions' status-change events looks at the executions.
+    # How often the stand-in for Step Functions' status-change events handles the executions moto reported.
     execution_watch_seconds: float = 0.5
     extra_env: dict[str, str] = field(default_factory=dict)
     # Where the metrics are recorded for `videogen dashboard` (localmode/metrics.py); None: not recorded.
